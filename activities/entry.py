@@ -1,0 +1,90 @@
+"""Activities of ``DLQEntryWorkflow``: persistence and replay handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from temporalio import activity
+
+from dlq import _repository as repo
+from dlq._handlers import HandlerRegistry
+from dlq._handlers import registry as default_registry
+from dlq._types import PersistInput, PersistResult, ReplayHandlerInput, ReplayHandlerResult
+
+
+class EntryActivities:
+    """The entry workflow's I/O.
+
+    Args:
+        engine: Engine of the SQL read model.
+        handlers: Replay handler registry (the global one by default).
+        handler_executor: Pool for sync replay handlers.
+    """
+
+    def __init__(self, engine: Engine, *, handlers: HandlerRegistry | None = None,
+                 handler_executor: Executor | None = None) -> None:
+        self.engine = engine
+        self.handlers = handlers or default_registry
+        self.handler_executor = handler_executor or ThreadPoolExecutor(
+            max_workers=32, thread_name_prefix="dlq-handler"
+        )
+
+    @activity.defn(name="persist_entry")
+    def persist_entry(self, input: PersistInput) -> PersistResult:
+        """Upsert the entry row and append audit events, in one transaction.
+
+        The row changes only if ``input.state.version`` is newer than the
+        stored one, so a late or repeated execution never moves it back.
+        """
+        with Session(self.engine) as session:
+            applied = repo.upsert_entry(session=session, state=input.state,
+                                        include_data=input.include_data)
+            repo.append_audit_events(session=session, entry_id=input.state.id,
+                                     events=input.events)
+            session.commit()
+        return PersistResult(applied=applied, version=input.state.version)
+
+    @activity.defn(name="run_replay_handler")
+    async def run_replay_handler(self, input: ReplayHandlerInput) -> ReplayHandlerResult:
+        """Run the handler registered for the entry and report its outcome.
+
+        Looks up (domain, failure_type), then the domain-wide handler. Handler
+        exceptions and timeouts are outcomes, not activity failures, so the
+        workflow records them as attempts.
+        """
+        entry = input.entry
+        handler = self.handlers.find(entry.domain, entry.failure_type)
+        if handler is None:
+            return ReplayHandlerResult(
+                outcome="no_handler",
+                error=f"no replay handler registered for ({entry.domain!r}, "
+                      f"{entry.failure_type!r}) or domain {entry.domain!r}",
+            )
+        started = time.perf_counter()
+        try:
+            if inspect.iscoroutinefunction(handler):
+                call = handler(entry)
+            else:
+                loop = asyncio.get_running_loop()
+                call = loop.run_in_executor(self.handler_executor, handler, entry)
+            result = await asyncio.wait_for(call, timeout=input.timeout)
+            if inspect.isawaitable(result):  # a sync callable that returned a coroutine
+                await asyncio.wait_for(result, timeout=input.timeout)
+        except TimeoutError:
+            return ReplayHandlerResult(outcome="timeout",
+                                       error=f"replay handler timed out after {input.timeout:g}s",
+                                       duration_ms=_ms(started))
+        except Exception as err:  # noqa: BLE001 - a failing handler is a normal outcome
+            activity.logger.info("replay handler failed for %s: %r", entry.id, err)
+            return ReplayHandlerResult(outcome="failure", error=f"{type(err).__name__}: {err}",
+                                       duration_ms=_ms(started))
+        return ReplayHandlerResult(outcome="success", duration_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,58 @@
+"""Temporal DLQ: a dead-letter queue for failed operations, built on Temporal.
+
+Every failure handed to the DLQ becomes one durable ``DLQEntryWorkflow``;
+a SQL read model answers queries about all of them.
+"""
+
+from dlq._config import DLQConfig, DLQSettings
+from dlq._entry import new_dlq_id, new_entry_input
+from dlq._errors import DLQEntryNotFoundError, DLQError, DLQReplayError, DLQStateConflictError
+from dlq._handlers import HandlerRegistry, registry, replay_handler
+from dlq._repository import FailedOperationRepository, SQLModelRepository
+from dlq._service import (
+    AsyncDLQService,
+    DLQService,
+    get_dlq_service,
+    reset_dlq_service,
+    store_to_dlq,
+)
+from dlq._temporal import ENTRY_WORKFLOW, workflow_id_for
+from dlq._types import (
+    DLQBatchReplayStats,
+    DLQEntryResult,
+    DLQStatus,
+    DLQThrottleBatchReplayResult,
+    DLQThrottleReplayResult,
+    EntryInput,
+    FailedOperationData,
+)
+
+__all__ = [
+    "ENTRY_WORKFLOW",
+    "AsyncDLQService",
+    "DLQBatchReplayStats",
+    "DLQConfig",
+    "DLQEntryNotFoundError",
+    "DLQEntryResult",
+    "DLQError",
+    "DLQReplayError",
+    "DLQService",
+    "DLQSettings",
+    "DLQStateConflictError",
+    "DLQStatus",
+    "DLQThrottleBatchReplayResult",
+    "DLQThrottleReplayResult",
+    "EntryInput",
+    "FailedOperationData",
+    "FailedOperationRepository",
+    "HandlerRegistry",
+    "SQLModelRepository",
+    "get_dlq_service",
+    "new_dlq_id",
+    "new_entry_input",
+    "registry",
+    "replay_handler",
+    "reset_dlq_service",
+    "store_to_dlq",
+    "workflow_id_for",
+]

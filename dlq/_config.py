@@ -1,0 +1,113 @@
+"""Configuration: one pydantic-settings class read from ``DLQ_*`` variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["DLQConfig", "DLQSettings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///.dlq/dlq.db"
+
+
+class DLQSettings(BaseSettings):
+    """Environment-backed settings (prefix ``DLQ_``).
+
+    Every field has an embedded default that works on a laptop: Temporal at
+    ``localhost:7233``, namespace ``default``, task queue ``dlq`` and a SQLite
+    file under ``.dlq/``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DLQ_", extra="ignore")
+
+    enabled: bool = True
+    retention_days: int = Field(30, ge=1)
+    max_replay_attempts: int = Field(2, ge=1)
+    retry_delay: float = Field(60.0, gt=0)
+    expiry_hours: float = Field(72.0, gt=0)
+    batch_size: int = Field(10, ge=1)
+    temporal_address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "dlq"
+    database_url: str = DEFAULT_DATABASE_URL
+    handler_modules: Annotated[tuple[str, ...], NoDecode] = ()
+    auto_replay: bool = True
+    store_timeout: float = Field(5.0, gt=0)
+    replay_timeout: float = Field(30.0, gt=0)
+
+    @field_validator("handler_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        # A comma-separated list is friendlier in an env file than JSON.
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+@dataclass(frozen=True)
+class DLQConfig:
+    """DLQ runtime configuration.
+
+    The first six fields are the reference service's; the rest say where the
+    DLQ's Temporal server and SQL store are.
+
+    Attributes:
+        enabled: When False, stores return ``success=False, error="DLQ disabled"``.
+        retention_days: Age after which closed entries may be archived.
+        max_replay_attempts: Retry budget of a new entry (``max_retries``).
+        retry_delay: Seconds before the first automatic replay; later ones back off.
+        expiry_hours: Hours after creation at which an open entry expires.
+        batch_size: Chunk size of batch operations.
+        temporal_address: ``host:port`` of the Temporal frontend.
+        namespace: Temporal namespace.
+        task_queue: Task queue of the DLQ worker.
+        database_url: SQLAlchemy URL of the SQL read model.
+        handler_modules: Modules the worker imports to register replay handlers.
+        auto_replay: Whether entries recommending ``replay`` are retried automatically.
+        store_timeout: Seconds a sync store may take before it gives up.
+        replay_timeout: Seconds a replay handler may run.
+    """
+
+    enabled: bool = True
+    retention_days: int = 30
+    max_replay_attempts: int = 2
+    retry_delay: float = 60
+    expiry_hours: float = 72
+    batch_size: int = 10
+    temporal_address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "dlq"
+    database_url: str = DEFAULT_DATABASE_URL
+    handler_modules: tuple[str, ...] = ()
+    auto_replay: bool = True
+    store_timeout: float = 5.0
+    replay_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        # Values built in code skip pydantic, so check the ones that would
+        # otherwise fail far from where they were set.
+        for name in ("max_replay_attempts", "batch_size", "retention_days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DLQConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("retry_delay", "expiry_hours", "store_timeout", "replay_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"DLQConfig.{name} must be > 0, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_settings(cls, settings: DLQSettings | None = None) -> DLQConfig:
+        """Load configuration from ``DLQ_*`` environment variables.
+
+        Args:
+            settings: Already-loaded settings; read from the environment if None.
+
+        Returns:
+            The configuration.
+
+        Raises:
+            pydantic.ValidationError: If a variable has an invalid value.
+        """
+        settings = settings or DLQSettings()
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})

@@ -1,0 +1,172 @@
+"""The SQL read model: SQLModel tables, engines and migrations.
+
+Temporal is the source of truth for live entries; these tables are the
+queryable projection and the only record once an entry's workflow closed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Field, SQLModel
+
+__all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "create_db_engine", "migrate"]
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no time zone type; store naive UTC there and hand back aware
+    values everywhere, so comparisons never mix naive and aware datetimes.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _json_column() -> Any:
+    return Field(default_factory=dict, sa_type=JSONType, sa_column_kwargs={"nullable": False})
+
+
+def _dt(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class DLQEntryBase(SQLModel):
+    """Columns of an entry row shared by the table and its public view."""
+
+    workflow_id: str = Field(max_length=200)
+    domain: str = Field(max_length=100)
+    failure_type: str = Field(max_length=100)
+    entity_type: str | None = Field(default=None, max_length=255)
+    entity_id: str | None = Field(default=None, max_length=255)
+    user_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    error_code: str = Field(default="", max_length=255)
+    error_message: str = Field(default="", sa_type=sa.Text)
+    snapshot_data: dict[str, Any] = _json_column()
+    request_data: dict[str, Any] = _json_column()
+    response_data: dict[str, Any] = _json_column()
+    # "metadata" is reserved by SQLAlchemy's declarative base.
+    extra_metadata: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSONType, sa_column_kwargs={"name": "metadata"}
+    )
+    next_action_hint: str = Field(default="", sa_type=sa.Text)
+    recommended_action: str = Field(default="", max_length=100)
+    status: str = Field(default="pending", max_length=32)
+    retry_count: int = 0
+    max_retries: int = 2
+    occurrences: int = 1
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    resolution_type: str | None = Field(default=None, max_length=100)
+    resolution_notes: str = Field(default="", sa_type=sa.Text)
+    attempts: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSONType, sa_column_kwargs={"nullable": False}
+    )
+    version: int = 0
+    created_at: datetime = _dt(nullable=False)
+    updated_at: datetime = _dt(nullable=False)
+    expires_at: datetime | None = _dt()
+    resolved_at: datetime | None = _dt()
+    closed_at: datetime | None = _dt()
+    last_attempt_at: datetime | None = _dt()
+
+
+class DLQEntry(DLQEntryBase, table=True):
+    """One DLQ entry (the projection of one ``DLQEntryWorkflow``)."""
+
+    __tablename__ = "dlq_entries"
+    __table_args__ = (
+        sa.Index("ix_dlq_entries_status_created", "status", "created_at", "id"),
+        sa.Index("ix_dlq_entries_domain_status_created", "domain", "status", "created_at"),
+        sa.Index("ix_dlq_entries_failure_type", "domain", "failure_type"),
+        sa.Index("ix_dlq_entries_created", "created_at", "id"),
+        sa.Index("ix_dlq_entries_entity", "entity_type", "entity_id"),
+        sa.Index("ix_dlq_entries_expires", "expires_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+
+
+class DLQAuditEventRow(SQLModel, table=True):
+    """One audit event of an entry; (entry_id, seq) is unique so replays are idempotent."""
+
+    __tablename__ = "dlq_audit_events"
+    __table_args__ = (sa.UniqueConstraint("entry_id", "seq", name="uq_dlq_audit_entry_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: str = Field(max_length=64, index=True)
+    seq: int
+    at: datetime = _dt(nullable=False)
+    action: str = Field(max_length=64)
+    actor: str | None = Field(default=None, max_length=255)
+    reason: str = Field(default="", sa_type=sa.Text)
+    ticket_url: str | None = Field(default=None, max_length=1000)
+    from_status: str | None = Field(default=None, max_length=32)
+    to_status: str | None = Field(default=None, max_length=32)
+    details: dict[str, Any] = _json_column()
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``, tuned for several processes on SQLite.
+
+    SQLite files get WAL, ``synchronous=NORMAL`` and a busy timeout, because the
+    worker writes while clients read from other processes; the parent
+    folder is created.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return sa.create_engine(url, **kwargs)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+    engine = sa.create_engine(url, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with Alembic (idempotent).
+
+    On PostgreSQL an advisory lock serialises concurrent workers starting
+    at once.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(724315)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)

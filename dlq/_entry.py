@@ -1,0 +1,134 @@
+"""Building a validated entry: the one place store input is checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from dlq._config import DLQConfig
+from dlq._types import EntryInput
+
+__all__ = ["new_dlq_id", "new_entry_input", "request_context"]
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+MAX_NAME = 100
+MAX_REF = 255
+DATA_FIELDS = ("snapshot_data", "request_data", "response_data", "metadata")
+TEXT_FIELDS = ("error_code", "error_message", "next_action_hint", "recommended_action")
+
+
+def new_dlq_id() -> str:
+    """A fresh entry id, assigned by the client before anything is written."""
+    return str(uuid.uuid4())
+
+
+def _check_name(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{field} must be at most {MAX_NAME} characters, got {len(value)}")
+    if not _NAME.match(value):
+        raise ValueError(f"{field} may contain only letters, digits and '._-', got {value!r}")
+    return value
+
+
+def _check_data(field: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{field} must be a dict or None, got {type(value).__name__}")
+    try:
+        # Round-trip so what is stored is exactly what a reader gets back.
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{field} must be JSON-serialisable: {err}") from None
+
+
+def request_context(request: Any) -> dict[str, Any]:
+    """Framework-free forensic context from an HTTP request object.
+
+    Reads what Django, Starlette/FastAPI and Flask requests have in common
+    (method, path, a request id header), by duck typing; never the body or
+    cookies.
+    """
+    if request is None:
+        return {}
+    context: dict[str, Any] = {}
+    method = getattr(request, "method", None)
+    if isinstance(method, str):
+        context["method"] = method
+    path = getattr(request, "path", None)
+    if path is None and getattr(request, "url", None) is not None:
+        path = getattr(request.url, "path", None) or str(request.url)
+    if isinstance(path, str):
+        context["path"] = path
+    headers = getattr(request, "headers", None)
+    if headers is not None and hasattr(headers, "get"):
+        request_id = headers.get("X-Request-ID") or headers.get("x-request-id")
+        if request_id:
+            context["request_id"] = str(request_id)
+    return context
+
+
+def new_entry_input(
+    domain: str,
+    failure_type: str,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    user_id: int | None = None,
+    error_code: str = "",
+    error_message: str = "",
+    snapshot_data: dict[str, Any] | None = None,
+    request_data: dict[str, Any] | None = None,
+    response_data: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    next_action_hint: str = "",
+    recommended_action: str = "",
+    request: Any = None,
+    *,
+    config: DLQConfig | None = None,
+    dlq_id: str | None = None,
+    created_at: datetime | None = None,
+) -> EntryInput:
+    """Validate a failure and build the input of its ``DLQEntryWorkflow``.
+
+    ``store_failure`` uses it; services that run Temporal themselves use it
+    to start the entry workflow from their own client or workflow.
+
+    Raises:
+        ValueError: Naming the first invalid field.
+    """
+    config = config or DLQConfig.from_settings()
+    _check_name("domain", domain)
+    _check_name("failure_type", failure_type)
+    for field, value in (("entity_type", entity_type), ("entity_id", entity_id)):
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_REF):
+            raise ValueError(f"{field} must be a string of at most {MAX_REF} characters "
+                             f"or None, got {value!r:.80}")
+    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
+        raise ValueError(f"user_id must be an int or None, got {user_id!r}")
+    texts = {}
+    for field, value in zip(TEXT_FIELDS, (error_code, error_message, next_action_hint,
+                                          recommended_action), strict=True):
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise ValueError(f"{field} must be a string, got {type(value).__name__}")
+        texts[field] = value
+    data = {field: _check_data(field, value) for field, value in zip(
+        DATA_FIELDS, (snapshot_data, request_data, response_data, metadata), strict=True)}
+    context = request_context(request)
+    if context:
+        data["metadata"] = {**data["metadata"], "request": context}
+    return EntryInput(
+        dlq_id=dlq_id or new_dlq_id(),
+        domain=domain, failure_type=failure_type, entity_type=entity_type,
+        entity_id=entity_id, user_id=user_id, **texts, **data,
+        created_at=created_at or datetime.now(UTC),
+        max_retries=config.max_replay_attempts, retry_delay=config.retry_delay,
+        expiry_hours=config.expiry_hours, auto_replay=config.auto_replay,
+        replay_timeout=config.replay_timeout,
+    )

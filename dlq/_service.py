@@ -1,0 +1,565 @@
+"""The client side: ``AsyncDLQService`` and its blocking twin ``DLQService``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from dlq._config import DLQConfig
+from dlq._db import create_db_engine
+from dlq._entry import new_entry_input
+from dlq._errors import ERROR_TYPES, DLQEntryNotFoundError, DLQError, DLQStateConflictError
+from dlq._repository import FailedOperationRepository, SQLModelRepository
+from dlq._state import RESOLVE_TARGETS
+from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, connect, workflow_id_for
+from dlq._types import (
+    CaptureInput,
+    CaptureResult,
+    DLQEntryResult,
+    EntryInput,
+    FailedOperationData,
+    ForceRedriveInput,
+    ReplayResult,
+    ResolveInput,
+    ResolveResult,
+    RetryInput,
+)
+
+__all__ = ["AsyncDLQService", "DLQService", "get_dlq_service", "reset_dlq_service",
+           "store_to_dlq"]
+
+log = logging.getLogger("dlq")
+T = TypeVar("T")
+REPLAY_RESULT_KEYS = ("success", "id", "retry_count", "previous_retry_count", "status", "message")
+
+
+class AsyncDLQService:
+    """Dead-letter queue operations as coroutines, for asyncio code.
+
+    Every entry is a ``DLQEntryWorkflow`` on Temporal; reads come from the SQL
+    read model.
+
+    Args:
+        config: Configuration; read from ``DLQ_*`` variables if None.
+        repository: Read side of the SQL store; the SQLModel one on
+            ``config.database_url`` if None.
+        client: A connected Temporal client using the pydantic data
+            converter; connected lazily from ``config`` if None.
+    """
+
+    def __init__(self, config: DLQConfig | None = None,
+                 repository: FailedOperationRepository | None = None, *,
+                 client: Client | None = None) -> None:
+        self.config = config or DLQConfig.from_settings()
+        self._repository = repository
+        self._client = client
+        self._engine: Any = None
+
+    # --- plumbing -------------------------------------------------------------
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the DLQ is enabled."""
+        return self.config.enabled
+
+    @property
+    def repository(self) -> FailedOperationRepository:
+        """The SQL read side (created on first use)."""
+        if self._repository is None:
+            self._engine = create_db_engine(self.config.database_url)
+            self._repository = SQLModelRepository(self._engine)
+        return self._repository
+
+    async def get_client(self) -> Client:
+        """The Temporal client, connected on first use within ``store_timeout``."""
+        if self._client is None:
+            self._client = await asyncio.wait_for(
+                connect(self.config.temporal_address, self.config.namespace),
+                timeout=self.config.store_timeout,
+            )
+        return self._client
+
+    async def close(self) -> None:
+        """Release the SQL engine this service created."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # --- store ----------------------------------------------------------------
+
+    async def store_failure(
+        self,
+        domain: str,
+        failure_type: str,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        user_id: int | None = None,
+        error_code: str = "",
+        error_message: str = "",
+        snapshot_data: dict[str, Any] | None = None,
+        request_data: dict[str, Any] | None = None,
+        response_data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        next_action_hint: str = "",
+        recommended_action: str = "",
+        request: Any = None,
+        mode: Literal["sync", "async"] | None = None,
+    ) -> DLQEntryResult:
+        """Store a failed operation in the DLQ.
+
+        With ``mode="sync"`` (the default) it returns once the entry's workflow
+        exists and its SQL row is readable, with the real ``dlq_id``. If that
+        does not happen within ``config.store_timeout`` seconds it returns
+        ``success=False`` with an ``error`` saying why; it never hangs and
+        never raises for an unreachable Temporal.
+
+        Args:
+            domain: Business domain (letters, digits, ``._-``; at most 100).
+            failure_type: Specific failure type, e.g. ``PG_TIMEOUT`` (same rules).
+            entity_type: Type of the related entity, e.g. ``order``.
+            entity_id: Id of the related entity.
+            user_id: Related user id.
+            error_code: Error code from the external system.
+            error_message: Human-readable error message.
+            snapshot_data: State snapshot for recovery (JSON-serialisable).
+            request_data: Original request payload (JSON-serialisable).
+            response_data: External system response (JSON-serialisable).
+            metadata: Additional debug context (JSON-serialisable).
+            next_action_hint: Guidance for operators.
+            recommended_action: ``replay`` enables automatic replay;
+                anything else (``manual_check``...) waits for an operator.
+            request: An HTTP request object; its method, path and request id
+                are kept in ``metadata["request"]``.
+            mode: ``"sync"`` or None. ``"async"`` (the outbox) is not available yet.
+
+        Returns:
+            DLQEntryResult with the outcome.
+
+        Raises:
+            ValueError: Naming the invalid field; nothing is written.
+            NotImplementedError: For ``mode="async"``.
+        """
+        if mode not in (None, "sync", "async"):
+            raise ValueError(f"mode must be 'sync', 'async' or None, got {mode!r}")
+        if not self.is_enabled:
+            return DLQEntryResult(success=False, error="DLQ disabled")
+        if mode == "async":
+            raise NotImplementedError(
+                "mode='async' (the local outbox) is not available yet; use mode='sync'"
+            )
+        entry = new_entry_input(
+            domain, failure_type, entity_type, entity_id, user_id, error_code, error_message,
+            snapshot_data, request_data, response_data, metadata, next_action_hint,
+            recommended_action, request, config=self.config,
+        )
+        return await self._store(entry)
+
+    async def _store(self, entry: EntryInput) -> DLQEntryResult:
+        wid = workflow_id_for(entry.dlq_id)
+        bound = self.config.store_timeout
+        try:
+            async with asyncio.timeout(bound):
+                client = await self.get_client()
+                await client.execute_update_with_start_workflow(
+                    "capture", CaptureInput(dlq_id=entry.dlq_id),
+                    start_workflow_operation=self._start_operation(entry),
+                    id=f"capture-{entry.dlq_id}", result_type=CaptureResult,
+                )
+            return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
+        except WorkflowAlreadyStartedError:
+            # A retried store of an entry whose workflow already closed.
+            return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
+        except TimeoutError:
+            if await self._workflow_exists(wid):
+                return DLQEntryResult(
+                    success=False, dlq_id=entry.dlq_id,
+                    error=f"entry workflow {wid} was started but its SQL row was not confirmed "
+                          f"within {bound:g}s (is a DLQ worker running on task queue "
+                          f"{self.config.task_queue!r}?); it is kept in Temporal",
+                )
+            return DLQEntryResult(
+                success=False,
+                error=f"Temporal at {self.config.temporal_address} did not accept the entry "
+                      f"within {bound:g}s; nothing was stored",
+            )
+        except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
+            log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
+            return DLQEntryResult(success=False,
+                                  error=f"DLQ store failed: {type(err).__name__}: {err}")
+
+    def _start_operation(self, entry: EntryInput) -> WithStartWorkflowOperation:
+        status, domain, failure_type, retries = SEARCH_ATTRIBUTES
+        entity = f" {entry.entity_type}:{entry.entity_id}" if entry.entity_type else ""
+        return WithStartWorkflowOperation(
+            ENTRY_WORKFLOW, entry, id=workflow_id_for(entry.dlq_id),
+            task_queue=self.config.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A closed entry is never re-created by a late or repeated start.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(status, "pending"), SearchAttributePair(domain, entry.domain),
+                SearchAttributePair(failure_type, entry.failure_type),
+                SearchAttributePair(retries, 0),
+            ]),
+            static_summary=f"{entry.domain}/{entry.failure_type}{entity}",
+            static_details=(f"**{entry.error_code or 'error'}**: {entry.error_message[:500]}\n\n"
+                            f"recommended action: {entry.recommended_action or '-'}"),
+        )
+
+    async def _workflow_exists(self, wid: str) -> bool:
+        if self._client is None:
+            return False
+        try:
+            await self._client.get_workflow_handle(wid).describe(
+                rpc_timeout=timedelta(seconds=1))
+            return True
+        except Exception:  # noqa: BLE001 - unknown means "not confirmed"
+            return False
+
+    async def create_test_entry(
+        self,
+        healing_domain: str | None = None,
+        failure_type: str | None = None,
+        user_id: int | None = None,
+        entity_type: str | None = "test",
+        entity_id: str | None = "",
+        error_message: str = "Test failure for load testing",
+        snapshot_data: dict[str, Any] | None = None,
+        request_data: dict[str, Any] | None = None,
+        response_data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_by: str = "",
+    ) -> dict[str, Any]:
+        """Create a synthetic entry for debugging or load testing.
+
+        A thin wrapper over ``store_failure(mode="sync")``, so the result is a
+        real, retrievable entry on the production path.
+
+        Returns:
+            A JSON-safe dict with ``success``, ``dlq_id``, ``error``,
+            ``domain``, ``failure_type`` and ``created_by``.
+        """
+        domain = healing_domain or "test"
+        ftype = failure_type or "TEST_FAILURE"
+        result = await self.store_failure(
+            domain, ftype, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
+            error_code="TEST", error_message=error_message, snapshot_data=snapshot_data,
+            request_data=request_data, response_data=response_data,
+            metadata={**(metadata or {}), "test_entry": True, "created_by": created_by},
+            recommended_action="manual_check", mode="sync",
+        )
+        return {"success": result.success, "dlq_id": result.dlq_id, "error": result.error,
+                "domain": domain, "failure_type": ftype, "created_by": created_by}
+
+    # --- entry operations -------------------------------------------------------
+
+    async def retry_entry(self, pk: str) -> dict[str, Any]:
+        """Retry one entry through its replay handler, within its budget.
+
+        ``success`` means the replay handler succeeded, not that a counter moved.
+
+        Returns:
+            Dict with ``success``, ``id``, ``retry_count`` (after the attempt),
+            ``previous_retry_count``, ``status`` and ``message``.
+
+        Raises:
+            DLQEntryNotFoundError: Unknown id (404).
+            DLQStateConflictError: Entry closed, at its cap, or replaying (409).
+            DLQReplayError: No handler is registered (no budget consumed), or
+                the replay failed unexpectedly (500).
+        """
+        result = await self._update(pk, "retry", RetryInput(), ReplayResult)
+        return result.model_dump(mode="json", include=set(REPLAY_RESULT_KEYS))
+
+    async def force_redrive_entry(self, pk: str, *, actor_id: str | None = None,
+                                  reason: str = "",
+                                  ticket_url: str | None = None) -> dict[str, Any]:
+        """Force-redrive an entry past the cap gate (audited operator override).
+
+        Grants a fresh budget and replays now. A still-broken entry converges
+        back to ``requires_review`` within ``max_replay_attempts`` attempts.
+
+        Args:
+            pk: Entry id.
+            actor_id: Acting operator (required, recorded in the audit trail).
+            reason: Justification (required, recorded).
+            ticket_url: Optional change or incident ticket (recorded).
+
+        Returns:
+            Dict mirroring :meth:`retry_entry`; ``retry_count`` is 1 under the
+            fresh budget.
+
+        Raises:
+            ValueError: Missing ``actor_id`` or ``reason``.
+            DLQEntryNotFoundError: Unknown id (404).
+            DLQStateConflictError: Entry closed or replaying (409).
+            DLQReplayError: No handler, or an unexpected replay failure (500).
+        """
+        if not (actor_id or "").strip():
+            raise ValueError("force_redrive_entry requires actor_id")
+        if not (reason or "").strip():
+            raise ValueError("force_redrive_entry requires a non-empty reason")
+        result = await self._update(
+            pk, "force_redrive",
+            ForceRedriveInput(actor_id=actor_id, reason=reason, ticket_url=ticket_url),
+            ReplayResult,
+        )
+        return result.model_dump(mode="json", include=set(REPLAY_RESULT_KEYS))
+
+    async def resolve_entry(self, pk: str, notes: str = "", resolution_type: str = "manual",
+                            status: str = "resolved") -> dict[str, Any]:
+        """Resolve an entry (``status`` is ``resolved`` or ``discarded``).
+
+        Returns:
+            Dict with ``success``, ``id``, ``previous_status``,
+            ``current_status``, ``resolved_at`` (ISO) and ``notes``.
+
+        Raises:
+            ValueError: ``status`` is not ``resolved`` or ``discarded``.
+            DLQEntryNotFoundError: Unknown id (404).
+            DLQStateConflictError: Entry already closed (409).
+        """
+        _check_resolve_status(status)
+        result = await self._update(
+            pk, "resolve",
+            ResolveInput(notes=notes or "", resolution_type=resolution_type, status=status),
+            ResolveResult,
+        )
+        return result.model_dump(mode="json")
+
+    async def resolve_entries_batch(self, pks: list[str], resolution_type: str = "manual",
+                                    status: str = "resolved", notes: str = "",
+                                    chunk_size: int | None = None) -> dict[str, Any]:
+        """Resolve many entries in chunks; one bad id does not stop the rest.
+
+        Returns:
+            Dict with ``total``, ``resolved``, ``failed``, ``chunks`` and
+            ``results`` (one per id: ``id``, ``success``, ``current_status``
+            or ``error`` and ``error_type``).
+
+        Raises:
+            ValueError: ``status`` is invalid (checked before anything changes).
+        """
+        _check_resolve_status(status)
+        size = chunk_size or self.config.batch_size
+        if size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {size}")
+
+        async def one(pk: str) -> dict[str, Any]:
+            try:
+                res = await self.resolve_entry(pk, notes, resolution_type, status)
+                return {"id": pk, "success": True, "current_status": res["current_status"]}
+            except DLQError as err:
+                return {"id": pk, "success": False, "error": str(err),
+                        "error_type": type(err).__name__}
+
+        results: list[dict[str, Any]] = []
+        chunks = 0
+        for start in range(0, len(pks), size):
+            chunks += 1
+            results.extend(await asyncio.gather(*(one(pk) for pk in pks[start:start + size])))
+        resolved = sum(r["success"] for r in results)
+        return {"total": len(pks), "resolved": resolved, "failed": len(pks) - resolved,
+                "chunks": chunks, "results": results}
+
+    async def get_entry(self, pk: str) -> dict[str, Any] | None:
+        """Details of one entry: fields, attempts and audit events, or None."""
+        return await asyncio.to_thread(self.repository.get_detail, pk)
+
+    async def get_entry_by_id(self, dlq_id: str) -> FailedOperationData | None:
+        """One entry as :class:`FailedOperationData`, or None."""
+        return await asyncio.to_thread(self.repository.get, dlq_id)
+
+    async def _update(self, pk: str, name: str, arg: Any, result_type: type[T]) -> T:
+        if not isinstance(pk, str) or not pk:
+            raise DLQEntryNotFoundError(f"DLQ entry {pk!r} not found")
+        client = await self.get_client()
+        handle = client.get_workflow_handle(workflow_id_for(pk))
+        try:
+            return await handle.execute_update(name, arg, result_type=result_type)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise ERROR_TYPES.get(cause.type or "", DLQError)(cause.message) from None
+            raise DLQError(f"{name} failed for entry {pk}: {cause or err}") from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND and "completed" not in err.message:
+                raise DLQError(f"{name} failed for entry {pk}: {err.message}") from err
+        # The workflow is gone or closed: SQL says whether the entry ever existed.
+        detail = await self.get_entry(pk)
+        if detail is None:
+            raise DLQEntryNotFoundError(f"DLQ entry {pk} not found")
+        raise DLQStateConflictError(f"entry {pk} is {detail['status']}; it accepts no {name}")
+
+
+def _check_resolve_status(status: str) -> None:
+    if status not in RESOLVE_TARGETS:
+        raise ValueError(f"status must be one of {', '.join(RESOLVE_TARGETS)}, got {status!r}")
+
+
+# --- the blocking flavour -----------------------------------------------------
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, so blocking code can await coroutines."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="dlq-loop",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            coro.close()
+            raise RuntimeError("DLQService called from its own loop; use AsyncDLQService")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+def _blocking(method: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Turn an ``AsyncDLQService`` method into the same method, blocking."""
+
+    @functools.wraps(method)
+    def call(self: DLQService, *args: Any, **kwargs: Any) -> T:
+        return self._loop.run(getattr(self.aio, method.__name__)(*args, **kwargs))
+
+    return call
+
+
+class DLQService:
+    """Dead Letter Queue Service: the blocking API for plain code.
+
+    Works with no event loop (a Django view, a Celery task, a script): each
+    call runs the matching :class:`AsyncDLQService` coroutine on a private
+    event loop thread. Asyncio code should use ``AsyncDLQService`` directly.
+
+    Example:
+        >>> service = DLQService()
+        >>> result = service.store_failure(domain="payment", failure_type="PG_TIMEOUT",
+        ...                                error_message="Connection timed out")
+        >>> if result.success:
+        ...     print(f"Stored as DLQ entry {result.dlq_id}")
+
+    Args:
+        config: Configuration; read from ``DLQ_*`` variables if None.
+        repository: Read side of the SQL store (the SQLModel one if None).
+    """
+
+    def __init__(self, config: DLQConfig | None = None,
+                 repository: FailedOperationRepository | None = None) -> None:
+        self.aio = AsyncDLQService(config, repository)
+        self._loop = _LoopThread()
+
+    @property
+    def config(self) -> DLQConfig:
+        """The configuration."""
+        return self.aio.config
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the DLQ is enabled."""
+        return self.aio.is_enabled
+
+    @property
+    def repository(self) -> FailedOperationRepository:
+        """The SQL read side."""
+        return self.aio.repository
+
+    store_failure = _blocking(AsyncDLQService.store_failure)
+    create_test_entry = _blocking(AsyncDLQService.create_test_entry)
+    retry_entry = _blocking(AsyncDLQService.retry_entry)
+    force_redrive_entry = _blocking(AsyncDLQService.force_redrive_entry)
+    resolve_entry = _blocking(AsyncDLQService.resolve_entry)
+    resolve_entries_batch = _blocking(AsyncDLQService.resolve_entries_batch)
+    get_entry = _blocking(AsyncDLQService.get_entry)
+    get_entry_by_id = _blocking(AsyncDLQService.get_entry_by_id)
+
+    def close(self) -> None:
+        """Release the SQL engine and stop the private loop thread."""
+        self._loop.run(self.aio.close())
+        self._loop.close()
+
+    def __enter__(self) -> DLQService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_service: DLQService | None = None
+_service_lock = threading.Lock()
+
+
+def get_dlq_service() -> DLQService:
+    """The process-wide :class:`DLQService`, created from ``DLQ_*`` variables on first use."""
+    global _service
+    with _service_lock:
+        if _service is None:
+            _service = DLQService()
+        return _service
+
+
+def reset_dlq_service() -> None:
+    """Close and forget the process-wide service (the next call builds a new one)."""
+    global _service
+    with _service_lock:
+        if _service is not None:
+            _service.close()
+        _service = None
+
+
+def store_to_dlq(
+    domain: str,
+    failure_type: str,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    user_id: int | None = None,
+    error_code: str = "",
+    error_message: str = "",
+    snapshot_data: dict[str, Any] | None = None,
+    request_data: dict[str, Any] | None = None,
+    response_data: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    next_action_hint: str = "",
+    recommended_action: str = "",
+    request: Any = None,
+    mode: Literal["sync", "async"] | None = None,
+) -> DLQEntryResult:
+    """Store a failure in the DLQ: a shortcut for ``get_dlq_service().store_failure(...)``.
+
+    See :meth:`AsyncDLQService.store_failure` for the arguments and ``mode``.
+    """
+    return get_dlq_service().store_failure(
+        domain, failure_type, entity_type, entity_id, user_id, error_code, error_message,
+        snapshot_data, request_data, response_data, metadata, next_action_hint,
+        recommended_action, request, mode,
+    )

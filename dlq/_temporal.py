@@ -1,0 +1,80 @@
+"""Talking to Temporal: connecting, search attributes, entry workflow ids."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+__all__ = [
+    "ENTRY_WORKFLOW",
+    "SEARCH_ATTRIBUTES",
+    "connect",
+    "ensure_search_attributes",
+    "workflow_id_for",
+]
+
+log = logging.getLogger("dlq")
+
+ENTRY_WORKFLOW = "DLQEntryWorkflow"
+WORKFLOW_ID_PREFIX = "dlq-"
+
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
+    SearchAttributeKey.for_keyword("DlqStatus"),
+    SearchAttributeKey.for_keyword("DlqDomain"),
+    SearchAttributeKey.for_keyword("DlqFailureType"),
+    SearchAttributeKey.for_int("DlqRetryCount"),
+)
+_INDEXED = {
+    "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+def workflow_id_for(dlq_id: str) -> str:
+    """The entry workflow id of ``dlq_id``."""
+    return f"{WORKFLOW_ID_PREFIX}{dlq_id}"
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    """Connect with the pydantic data converter (every DLQ client uses it)."""
+    return await Client.connect(address, namespace=namespace,
+                                data_converter=pydantic_data_converter)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register the DLQ's search attributes that the namespace lacks.
+
+    Idempotent, so every worker calls it at start and the DLQ works against
+    any Temporal server. Upserting an unregistered attribute would wedge every
+    entry workflow.
+
+    Returns:
+        Names of the attributes added now.
+    """
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    missing = {
+        key.name: _INDEXED[key.indexed_value_type.name]
+        for key in SEARCH_ATTRIBUTES if key.name not in known
+    }
+    if missing:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+            )
+        except Exception as err:
+            # Two workers starting together race here; the loser sees "already exists".
+            if "already exists" not in str(err).lower():
+                raise
+        log.info("registered search attributes %s", ", ".join(sorted(missing)))
+    return sorted(missing)

@@ -1,0 +1,319 @@
+"""``DLQEntryWorkflow``: one durable workflow per DLQ entry.
+
+It holds the entry's status, retry budget, attempt history and audit trail,
+drives automatic replays and expiry with timers, takes operator commands as
+updates (with results) or signals (fire-and-forget) through one code path,
+and projects every transition to SQL through ``persist_entry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    import pydantic
+
+    from dlq import _state as sm
+    from dlq._types import (
+        CaptureInput,
+        CaptureResult,
+        DLQStatus,
+        EntryInput,
+        EntryResult,
+        EntryState,
+        ForceRedriveInput,
+        PersistInput,
+        PersistResult,
+        ReplayHandlerInput,
+        ReplayHandlerResult,
+        ReplayResult,
+        ResolveInput,
+        ResolveResult,
+        RetryInput,
+    )
+
+STATUS_KEY = SearchAttributeKey.for_keyword("DlqStatus")
+DOMAIN_KEY = SearchAttributeKey.for_keyword("DlqDomain")
+FAILURE_TYPE_KEY = SearchAttributeKey.for_keyword("DlqFailureType")
+RETRY_COUNT_KEY = SearchAttributeKey.for_int("DlqRetryCount")
+
+# Persisting must eventually succeed (SQL may be down for a while); keep retrying.
+PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                            maximum_interval=timedelta(seconds=30))
+# A replay attempt runs at most once: a handler may not be idempotent, and a
+# lost worker must count as one failed attempt, not a silent second call.
+REPLAY_RETRY = RetryPolicy(maximum_attempts=1)
+
+COMMAND_INPUTS: dict[str, type[pydantic.BaseModel]] = {
+    "retry": RetryInput, "force_redrive": ForceRedriveInput, "resolve": ResolveInput,
+}
+
+
+@workflow.defn(name="DLQEntryWorkflow")
+class DLQEntryWorkflow:
+    """One DLQ entry. Commands: ``retry``, ``force_redrive``, ``resolve``; query ``get_state``."""
+
+    @workflow.init
+    def __init__(self, input: EntryInput) -> None:
+        info = workflow.info()
+        self._state: EntryState = input.state or sm.new_state(
+            input, workflow_id=info.workflow_id, now=workflow.now(),
+            rand=workflow.random().random(),
+        )
+        self._lock = asyncio.Lock()
+        self._wake = False
+        # On continue-as-new everything carried over was already persisted.
+        self._persisted_version = self._state.version if input.state else 0
+        self._persisted_seq = self._state.audit_seq if input.state else 0
+
+    @workflow.run
+    async def run(self, input: EntryInput) -> EntryResult:
+        """Wait for commands and timers until the entry is closed."""
+        self._publish()
+        persister = asyncio.create_task(self._persist_loop())
+        while not sm.is_closed(self._state):
+            deadline = sm.next_deadline(self._state)
+            timeout = (deadline - workflow.now()).total_seconds() if deadline else None
+            if timeout is None or timeout > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._wake or sm.is_closed(self._state), timeout=timeout,
+                        timeout_summary="next auto-replay or expiry",
+                    )
+                except TimeoutError:
+                    pass
+            self._wake = False
+            await self._on_timer()
+            if workflow.info().is_continue_as_new_suggested() and not self._lock.locked():
+                await self._quiesce()
+                persister.cancel()
+                workflow.continue_as_new(EntryInput(**input.model_dump(exclude={"state"}),
+                                                    state=self._state))
+        await self._quiesce()
+        persister.cancel()
+        s = self._state
+        return EntryResult(dlq_id=s.id, status=s.status, retry_count=s.retry_count,
+                           version=s.version)
+
+    # --- query ----------------------------------------------------------------
+
+    @workflow.query
+    def get_state(self) -> EntryState:
+        """The entry's full state."""
+        return self._state
+
+    # --- capture --------------------------------------------------------------
+
+    @workflow.update
+    async def capture(self, input: CaptureInput) -> CaptureResult:
+        """Sent with the start: returns once the entry's SQL row is readable."""
+        await workflow.wait_condition(lambda: self._persisted_version >= 1)
+        return CaptureResult(dlq_id=self._state.id, status=self._state.status,
+                             version=self._state.version)
+
+    # --- commands: updates ----------------------------------------------------
+
+    @workflow.update(name="retry")
+    async def retry(self, input: RetryInput) -> ReplayResult:
+        """Replay now, within the budget (the cap gate)."""
+        return await self._command("retry", input)
+
+    @retry.validator
+    def validate_retry(self, input: RetryInput) -> None:
+        self._check("retry", input)
+
+    @workflow.update(name="force_redrive")
+    async def force_redrive(self, input: ForceRedriveInput) -> ReplayResult:
+        """Replay past the cap with a fresh budget (audited)."""
+        return await self._command("force_redrive", input)
+
+    @force_redrive.validator
+    def validate_force_redrive(self, input: ForceRedriveInput) -> None:
+        self._check("force_redrive", input)
+
+    @workflow.update(name="resolve")
+    async def resolve(self, input: ResolveInput) -> ResolveResult:
+        """Close the entry as resolved or discarded."""
+        return await self._command("resolve", input)
+
+    @resolve.validator
+    def validate_resolve(self, input: ResolveInput) -> None:
+        self._check("resolve", input)
+
+    # --- commands: signals (same names, lenient input) -------------------------
+
+    @workflow.signal(name="retry")
+    async def retry_signal(self, input: Any = None) -> None:
+        """Fire-and-forget ``retry``; an illegal one is logged and ignored."""
+        await self._signal("retry", input)
+
+    @workflow.signal(name="force_redrive")
+    async def force_redrive_signal(self, input: Any = None) -> None:
+        """Fire-and-forget ``force_redrive``; an illegal one is logged and ignored."""
+        await self._signal("force_redrive", input)
+
+    @workflow.signal(name="resolve")
+    async def resolve_signal(self, input: Any = None) -> None:
+        """Fire-and-forget ``resolve``; an illegal one is logged and ignored."""
+        await self._signal("resolve", input)
+
+    # --- the one code path behind updates and signals --------------------------
+
+    def _check(self, name: str, cmd: Any) -> None:
+        try:
+            if name == "retry":
+                sm.check_retry(self._state)
+            elif name == "force_redrive":
+                sm.check_force_redrive(self._state, actor_id=cmd.actor_id, reason=cmd.reason)
+            else:
+                sm.check_resolve(self._state, status=cmd.status)
+        except sm.TransitionRejected as err:
+            raise ApplicationError(str(err), type=err.error_type, non_retryable=True) from None
+
+    async def _signal(self, name: str, raw: Any) -> None:
+        try:
+            if isinstance(raw, str) and name == "resolve":
+                raw = {"notes": raw}
+            cmd = COMMAND_INPUTS[name].model_validate(raw or {})
+            await self._command(name, cmd)
+        except pydantic.ValidationError as err:
+            workflow.logger.warning("ignored %s signal with invalid input: %s", name, err)
+        except ApplicationError as err:
+            workflow.logger.warning("ignored %s signal: %s", name, err)
+
+    async def _command(self, name: str, cmd: Any) -> Any:
+        self._check(name, cmd)
+        async with self._lock:
+            # Another command may have run while this one waited for the lock.
+            self._check(name, cmd)
+            if name == "resolve":
+                result: Any = self._resolve(cmd)
+            else:
+                force = name == "force_redrive"
+                result = await self._attempt(
+                    trigger="force" if force else "manual", force=force,
+                    actor=cmd.actor_id if force else cmd.actor, reason=cmd.reason,
+                    ticket_url=cmd.ticket_url if force else None,
+                )
+        await self._flushed()
+        if isinstance(result, ReplayResult) and result.error:
+            raise ApplicationError(result.error, type="DLQReplayError", non_retryable=True)
+        return result
+
+    def _resolve(self, cmd: ResolveInput) -> ResolveResult:
+        now = workflow.now()
+        previous = sm.resolve(self._state, now, status=cmd.status, notes=cmd.notes,
+                                  resolution_type=cmd.resolution_type, actor=cmd.actor)
+        self._publish()
+        return ResolveResult(success=True, id=self._state.id, previous_status=previous,
+                             current_status=self._state.status, resolved_at=now, notes=cmd.notes)
+
+    async def _attempt(self, *, trigger: str, force: bool = False, actor: str | None = None,
+                       reason: str = "", ticket_url: str | None = None) -> ReplayResult:
+        s = self._state
+        previous_status = s.status
+        previous_count = sm.begin_attempt(s, workflow.now(), trigger=trigger, force=force,
+                                              actor=actor, reason=reason, ticket_url=ticket_url)
+        self._publish()
+        started = workflow.now()
+        unexpected: str | None = None
+        try:
+            outcome = await workflow.execute_activity(
+                "run_replay_handler",
+                ReplayHandlerInput(entry=s.to_data(), timeout=s.replay_timeout),
+                result_type=ReplayHandlerResult,
+                start_to_close_timeout=timedelta(seconds=s.replay_timeout + 30),
+                retry_policy=REPLAY_RETRY,
+                summary=f"replay {s.domain}/{s.failure_type} ({trigger})",
+            )
+        except ActivityError as err:
+            cause = err.cause or err
+            unexpected = f"replay activity failed: {cause}"
+            outcome = ReplayHandlerResult(
+                outcome="error", error=unexpected,
+                duration_ms=(workflow.now() - started).total_seconds() * 1000,
+            )
+        sm.finish_attempt(
+            s, workflow.now(), trigger=trigger, outcome=outcome.outcome, error=outcome.error,
+            duration_ms=outcome.duration_ms, previous_status=previous_status,
+            previous_retry_count=previous_count, actor=actor, rand=workflow.random().random(),
+        )
+        self._publish()
+        if outcome.outcome == "no_handler":
+            unexpected = outcome.error
+        success = outcome.outcome == "success"
+        return ReplayResult(
+            success=success, id=s.id, retry_count=s.retry_count,
+            previous_retry_count=previous_count, status=s.status,
+            message=("replay succeeded" if success
+                     else f"replay {outcome.outcome}: {outcome.error}; entry is {s.status}"),
+            error=unexpected,
+        )
+
+    # --- timers -----------------------------------------------------------------
+
+    async def _on_timer(self) -> None:
+        async with self._lock:
+            s = self._state
+            if sm.is_closed(s):
+                return
+            now = workflow.now()
+            if s.expires_at and now >= s.expires_at:
+                sm.expire(s, now)
+                self._publish()
+            elif (s.next_auto_attempt_at and now >= s.next_auto_attempt_at
+                  and s.status == DLQStatus.PENDING and s.retry_count < s.max_retries):
+                await self._attempt(trigger="auto")
+
+    # --- projection --------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Make a transition visible: search attributes, current details, wake the loops."""
+        s = self._state
+        workflow.upsert_search_attributes([
+            STATUS_KEY.value_set(str(s.status)),
+            DOMAIN_KEY.value_set(s.domain),
+            FAILURE_TYPE_KEY.value_set(s.failure_type),
+            RETRY_COUNT_KEY.value_set(s.retry_count),
+        ])
+        nxt = s.next_auto_attempt_at.isoformat() if s.next_auto_attempt_at else "-"
+        expires = s.expires_at.isoformat() if s.expires_at else "-"
+        workflow.set_current_details(
+            f"**{s.status}** · retries {s.retry_count}/{s.max_retries} · "
+            f"occurrences {s.occurrences}\n\nlast error: {s.last_error or '-'}\n\n"
+            f"next auto-replay: {nxt} · expires: {expires}"
+        )
+        self._wake = True
+
+    async def _persist_loop(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._state.version > self._persisted_version)
+            s = self._state
+            version, include_data = s.version, not s.row_written
+            events = [e for e in s.audit if e.seq > self._persisted_seq]
+            row = s.model_copy(update={"audit": []})
+            if not include_data:
+                # The immutable data is already in SQL; keep history small.
+                row = row.model_copy(update={"snapshot_data": {}, "request_data": {},
+                                             "response_data": {}, "metadata": {}})
+            await workflow.execute_activity(
+                "persist_entry", PersistInput(state=row, events=events, include_data=include_data),
+                result_type=PersistResult, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PERSIST_RETRY, summary=f"persist v{version} ({s.status})",
+            )
+            s.row_written = True
+            self._persisted_version = version
+            self._persisted_seq = max([self._persisted_seq, *(e.seq for e in events)])
+
+    async def _flushed(self) -> None:
+        await workflow.wait_condition(lambda: self._persisted_version >= self._state.version)
+
+    async def _quiesce(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flushed()
