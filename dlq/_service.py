@@ -92,10 +92,13 @@ class AsyncDLQService:
     async def get_client(self) -> Client:
         """The Temporal client, connected on first use within ``store_timeout``."""
         if self._client is None:
-            self._client = await asyncio.wait_for(
-                connect(self.config.temporal_address, self.config.namespace),
-                timeout=self.config.store_timeout,
-            )
+            try:
+                self._client = await asyncio.wait_for(
+                    connect(self.config.temporal_address, self.config.namespace),
+                    timeout=self.config.store_timeout,
+                )
+            except (TimeoutError, RuntimeError) as err:
+                raise _Unreachable() from err
         return self._client
 
     async def close(self) -> None:
@@ -199,6 +202,12 @@ class AsyncDLQService:
                 success=False,
                 error=f"Temporal at {self.config.temporal_address} did not accept the entry "
                       f"within {bound:g}s; nothing was stored",
+            )
+        except _Unreachable as err:
+            return DLQEntryResult(
+                success=False,
+                error=f"cannot reach Temporal at {self.config.temporal_address}: {err.__cause__}; "
+                      "nothing was stored",
             )
         except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
             log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
@@ -408,6 +417,13 @@ class AsyncDLQService:
         if detail is None:
             raise DLQEntryNotFoundError(f"DLQ entry {pk} not found")
         raise DLQStateConflictError(f"entry {pk} is {detail['status']}; it accepts no {name}")
+
+
+class _Unreachable(DLQError):
+    """Connecting to Temporal failed (the cause says why)."""
+
+    def __str__(self) -> str:
+        return f"cannot reach Temporal: {self.__cause__!r}"
 
 
 def _check_resolve_status(status: str) -> None:

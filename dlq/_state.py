@@ -172,7 +172,7 @@ def begin_attempt(state: EntryState, now: datetime, *, trigger: str, force: bool
 def finish_attempt(state: EntryState, now: datetime, *, trigger: str, outcome: str,
                    error: str | None, duration_ms: float, previous_status: DLQStatus,
                    previous_retry_count: int, actor: str | None = None,
-                   rand: float = 0.5) -> None:
+                   started_at: datetime | None = None, rand: float = 0.5) -> None:
     """Apply an attempt's outcome.
 
     ``success`` resolves the entry. A failure returns it to ``pending`` while
@@ -184,7 +184,7 @@ def finish_attempt(state: EntryState, now: datetime, *, trigger: str, outcome: s
     if not counted:
         state.retry_count = previous_retry_count
     state.attempts.append(AttemptRecord(
-        number=len(state.attempts) + 1, at=now, trigger=trigger, outcome=outcome,
+        number=len(state.attempts) + 1, at=started_at or now, trigger=trigger, outcome=outcome,
         error=error, duration_ms=duration_ms, actor=actor, counted=counted,
     ))
     details = {"trigger": trigger, "outcome": outcome, "attempt": state.retry_count}

@@ -161,7 +161,7 @@ class FailedOperationData(BaseModel):
 
 
 class AttemptRecord(BaseModel):
-    """One replay attempt in an entry's history."""
+    """One replay attempt in an entry's history (``at`` is when it started)."""
 
     number: int
     at: datetime

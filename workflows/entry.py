@@ -242,7 +242,8 @@ class DLQEntryWorkflow:
         sm.finish_attempt(
             s, workflow.now(), trigger=trigger, outcome=outcome.outcome, error=outcome.error,
             duration_ms=outcome.duration_ms, previous_status=previous_status,
-            previous_retry_count=previous_count, actor=actor, rand=workflow.random().random(),
+            previous_retry_count=previous_count, actor=actor, started_at=started,
+            rand=workflow.random().random(),
         )
         self._publish()
         if outcome.outcome == "no_handler":
