@@ -72,8 +72,9 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> 
             sa.update(DLQEntry)
             .where(DLQEntry.id == state.id, DLQEntry.version < state.version)
             .values(**values)
+            .returning(DLQEntry.id)
         )
-        return result.rowcount > 0
+        return result.first() is not None
     insert_values = dict(values, id=state.id, extra_metadata=state.metadata,
                          **{name: getattr(state, name) for name in DATA_COLUMNS})
     stmt = _insert(session, DLQEntry).values(**insert_values)
@@ -82,7 +83,8 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> 
         set_={name: getattr(stmt.excluded, name) for name in MUTABLE_COLUMNS},
         where=DLQEntry.version < stmt.excluded.version,
     )
-    return session.execute(stmt).rowcount > 0
+    # RETURNING, because rowcount is not reliable for upserts on every driver.
+    return session.execute(stmt.returning(DLQEntry.id)).first() is not None
 
 
 def append_audit_events(*, session: Session, entry_id: str, events: Sequence[AuditEvent]) -> int:

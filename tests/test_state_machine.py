@@ -178,7 +178,8 @@ def test_force_redrive_grants_fresh_budget_and_reconverges() -> None:
 
 def test_resolve_and_discard_and_expire() -> None:
     s = make()
-    assert sm.resolve(s, T0, status="resolved", notes="fixed", resolution_type="manual") == "pending"
+    previous = sm.resolve(s, T0, status="resolved", notes="fixed", resolution_type="manual")
+    assert previous == "pending"
     assert (s.status, s.resolution_notes, s.resolution_type) == ("resolved", "fixed", "manual")
     d = make()
     sm.resolve(d, T0, status="discarded", notes="", resolution_type="manual")

@@ -1,0 +1,49 @@
+"""Every entry-workflow history the suite produced replays without a determinism error.
+
+Named ``zz`` so it runs after the other integration tests and replays their
+histories too; it also drives its own mix of transitions so it stands alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from dlq import AsyncDLQService, DLQConfig, workflow_id_for
+from tests.conftest import with_config
+from tests.helpers import store, wait_status
+from workflows.entry import DLQEntryWorkflow
+
+pytestmark = pytest.mark.integration
+
+
+async def test_histories_replay_deterministically(service: AsyncDLQService, config: DLQConfig,
+                                                  client: Client) -> None:
+    ok = await store(service, "t-ok")
+    await service.retry_entry(ok)
+    poison = await store(service, "t-fail", action="replay")
+    await wait_status(service, poison, "requires_review")
+    await service.force_redrive_entry(poison, actor_id="ops", reason="replay test")
+    await client.get_workflow_handle(workflow_id_for(poison)).signal("retry")
+    resolved = await store(service, "payment")
+    await service.resolve_entry(resolved, status="discarded")
+    short = AsyncDLQService(with_config(config, expiry_hours=1 / 3600), client=client)
+    expired = await store(short, "payment")
+    await wait_status(short, expired, "expired")
+
+    histories = [
+        await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        async for wf in client.list_workflows(
+            f'WorkflowType="DLQEntryWorkflow" AND TaskQueue="{config.task_queue}"')
+    ]
+    assert len(histories) >= 4
+    replayer = Replayer(workflows=[DLQEntryWorkflow], data_converter=pydantic_data_converter)
+    async def each():  # noqa: ANN202 - the replayer takes an async iterator
+        for history in histories:
+            yield history
+
+    results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
+    failures = {wid: err for wid, err in results.replay_failures.items()}
+    assert failures == {}
