@@ -402,8 +402,14 @@ class AsyncDLQService:
             raise DLQEntryNotFoundError(f"DLQ entry {pk!r} not found")
         client = await self.get_client()
         handle = client.get_workflow_handle(workflow_id_for(pk))
+        # Bounded: with no worker polling, an update would otherwise wait forever.
+        bound = self.config.replay_timeout + 60
         try:
-            return await handle.execute_update(name, arg, result_type=result_type)
+            return await asyncio.wait_for(
+                handle.execute_update(name, arg, result_type=result_type), timeout=bound)
+        except TimeoutError:
+            raise DLQError(f"{name} of entry {pk} got no answer within {bound:g}s; is a DLQ "
+                           f"worker running on task queue {self.config.task_queue!r}?") from None
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):

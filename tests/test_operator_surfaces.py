@@ -126,3 +126,51 @@ async def test_service_starts_entry_from_its_own_workflow(service: dlq.AsyncDLQS
     assert stored["domain"] == "inventory"
     # The parent closed; the abandoned entry lives on and takes commands.
     assert (await service.resolve_entry(dlq_id))["current_status"] == "resolved"
+
+
+def _cli_env(config: DLQConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLQ_TEMPORAL_ADDRESS", config.temporal_address)
+    monkeypatch.setenv("DLQ_TASK_QUEUE", config.task_queue)
+    monkeypatch.setenv("DLQ_DATABASE_URL", config.database_url)
+
+
+def test_dlq_command_line(config: DLQConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from dlq._cli import app
+
+    _cli_env(config, monkeypatch)
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    created = runner.invoke(app, ["create-test-entry", "--domain", "t-fail"])
+    assert created.exit_code == 0, created.output
+    with DLQService(config) as svc:
+        a = svc.store_failure("t-fail", "X", recommended_action="manual_check").dlq_id
+        b = svc.store_failure("payment", "X", recommended_action="manual_check").dlq_id
+    out = runner.invoke(app, ["retry", a])
+    assert out.exit_code == 0 and "pending" in out.output
+    runner.invoke(app, ["retry", a])
+    conflict = runner.invoke(app, ["retry", a])
+    assert conflict.exit_code == 9 and "DLQStateConflictError" in conflict.output
+    missing = runner.invoke(app, ["force-redrive", a, "--actor", "ops", "--reason", " "])
+    assert missing.exit_code == 1 and "reason" in missing.output
+    forced = runner.invoke(app, ["force-redrive", a, "--actor", "ops", "--reason", "fixed"])
+    assert forced.exit_code == 0, forced.output
+    shown = runner.invoke(app, ["show", a, "--json"])
+    detail = json.loads(shown.output)
+    assert [e["action"] for e in detail["audit_events"]].count("force_redrive") == 1
+    batch = runner.invoke(app, ["resolve", b, "nope", "--notes", "cli"])
+    assert batch.exit_code == 1 and "DLQEntryNotFoundError" in batch.output
+    assert runner.invoke(app, ["show", "nope"]).exit_code == 4
+
+
+async def test_current_details_follow_transitions(service: dlq.AsyncDLQService,
+                                                  client: Client) -> None:
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    dlq_id = await store(service, "t-fail")
+    await service.retry_entry(dlq_id)
+    meta = await client.get_workflow_handle(workflow_id_for(dlq_id)).query(
+        "__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert "**pending** · retries 1/2" in meta.current_details
+    assert "RuntimeError: downstream refused" in meta.current_details
