@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Annotated
+import hashlib
+from dataclasses import dataclass, field, fields
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from dlq._filters import parse_sla_thresholds
 
 __all__ = ["DLQConfig", "DLQSettings"]
 
@@ -37,6 +40,17 @@ class DLQSettings(BaseSettings):
     auto_replay: bool = True
     store_timeout: float = Field(5.0, gt=0)
     replay_timeout: float = Field(30.0, gt=0)
+    sla_thresholds: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    purge_after_days: int = Field(90, ge=1)
+    maintenance_interval_hours: float = Field(24.0, gt=0)
+    maintenance_enabled: bool = True
+    cursor_secret: str = ""
+
+    @field_validator("sla_thresholds", mode="before")
+    @classmethod
+    def _parse_sla(cls, value: Any) -> dict[str, float]:
+        # Malformed thresholds must stop start-up, not surface at query time.
+        return parse_sla_thresholds(value)
 
     @field_validator("handler_modules", mode="before")
     @classmethod
@@ -69,6 +83,15 @@ class DLQConfig:
         auto_replay: Whether entries recommending ``replay`` are retried automatically.
         store_timeout: Seconds a sync store may take before it gives up.
         replay_timeout: Seconds a replay handler may run.
+        sla_thresholds: Domain -> seconds an open entry may age before it breaches
+            its SLA; ``*`` applies to domains not listed. From JSON such as
+            ``{"payment": "15m", "*": "24h"}``.
+        purge_after_days: Age after which archived entries are purged by the
+            scheduled maintenance.
+        maintenance_interval_hours: How often the maintenance schedule runs.
+        maintenance_enabled: Whether the worker creates the maintenance schedule.
+        cursor_secret: Key that signs list cursors; derived from the database
+            URL when empty (set it in production).
     """
 
     enabled: bool = True
@@ -85,16 +108,29 @@ class DLQConfig:
     auto_replay: bool = True
     store_timeout: float = 5.0
     replay_timeout: float = 30.0
+    sla_thresholds: dict[str, float] = field(default_factory=dict)
+    purge_after_days: int = 90
+    maintenance_interval_hours: float = 24.0
+    maintenance_enabled: bool = True
+    cursor_secret: str = ""
 
     def __post_init__(self) -> None:
         # Values built in code skip pydantic, so check the ones that would
         # otherwise fail far from where they were set.
-        for name in ("max_replay_attempts", "batch_size", "retention_days"):
+        object.__setattr__(self, "sla_thresholds", parse_sla_thresholds(self.sla_thresholds))
+        for name in ("max_replay_attempts", "batch_size", "retention_days", "purge_after_days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DLQConfig.{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("retry_delay", "expiry_hours", "store_timeout", "replay_timeout"):
+        for name in ("retry_delay", "expiry_hours", "store_timeout", "replay_timeout",
+                     "maintenance_interval_hours"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"DLQConfig.{name} must be > 0, got {getattr(self, name)!r}")
+
+    @property
+    def cursor_key(self) -> bytes:
+        """The key that signs list cursors."""
+        secret = self.cursor_secret or f"dlq-cursor:{self.database_url}"
+        return hashlib.sha256(secret.encode()).digest()
 
     @classmethod
     def from_settings(cls, settings: DLQSettings | None = None) -> DLQConfig:

@@ -96,13 +96,18 @@ class DLQEntry(DLQEntryBase, table=True):
     """One DLQ entry (the projection of one ``DLQEntryWorkflow``)."""
 
     __tablename__ = "dlq_entries"
+    # Each index serves a query of the list, facet, stats or maintenance API;
+    # the trailing id makes keyset pagination and tie-breaks index-only.
     __table_args__ = (
         sa.Index("ix_dlq_entries_status_created", "status", "created_at", "id"),
-        sa.Index("ix_dlq_entries_domain_status_created", "domain", "status", "created_at"),
-        sa.Index("ix_dlq_entries_failure_type", "domain", "failure_type"),
+        sa.Index("ix_dlq_entries_domain_status_created", "domain", "status", "created_at", "id"),
+        sa.Index("ix_dlq_entries_status_domain", "status", "domain"),
+        sa.Index("ix_dlq_entries_failure_type_created", "failure_type", "created_at"),
         sa.Index("ix_dlq_entries_created", "created_at", "id"),
         sa.Index("ix_dlq_entries_entity", "entity_type", "entity_id"),
-        sa.Index("ix_dlq_entries_expires", "expires_at"),
+        sa.Index("ix_dlq_entries_user", "user_id"),
+        sa.Index("ix_dlq_entries_status_expires", "status", "expires_at"),
+        sa.Index("ix_dlq_entries_status_closed", "status", "closed_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

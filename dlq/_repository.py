@@ -8,7 +8,7 @@ through :class:`SQLModelRepository`. Tests call both directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -16,19 +16,53 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from dlq._db import DLQAuditEventRow, DLQEntry
-from dlq._types import AuditEvent, EntryState, FailedOperationData
+from dlq._db import DLQAuditEventRow, DLQEntry, JSONType, UTCDateTime
+from dlq._filters import EntryFilters
+from dlq._types import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    AuditEvent,
+    DLQStatus,
+    EntryState,
+    FailedOperationData,
+)
 
 __all__ = [
     "FailedOperationRepository",
     "SQLModelRepository",
     "append_audit_events",
+    "archive_closed",
+    "cleanup_counts",
+    "count_archived_older_than",
+    "count_entries",
+    "expired_entry_ids",
+    "facet_counts",
+    "find_entries",
+    "find_entries_after",
+    "find_expired",
+    "find_open",
+    "find_sla_breached",
+    "mark_expired",
+    "purge_archived",
+    "stats",
     "entry_to_data",
     "entry_to_dict",
     "get_entry_row",
     "list_audit_events",
     "upsert_entry",
 ]
+
+OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
+# Closed statuses an entry can be archived from (archived itself excluded).
+ARCHIVABLE = tuple(sorted(s.value for s in CLOSED_STATUSES - {DLQStatus.ARCHIVED}))
+# Columns of a list row: everything but the (possibly large) data blobs.
+LIST_COLUMNS = (
+    "id", "workflow_id", "domain", "failure_type", "entity_type", "entity_id", "user_id",
+    "error_code", "error_message", "status", "retry_count", "max_retries", "occurrences",
+    "last_error", "recommended_action", "next_action_hint", "resolution_type", "version",
+    "created_at", "updated_at", "expires_at", "resolved_at", "closed_at", "last_attempt_at",
+)
+PURGE_CHUNK = 1000
 
 # Columns a transition may change; the rest are written once, at capture.
 MUTABLE_COLUMNS = (
@@ -149,9 +183,293 @@ def entry_to_dict(row: DLQEntry, events: Sequence[DLQAuditEventRow] = ()) -> dic
     return data
 
 
+# --- queries -----------------------------------------------------------------------
+
+
+def _conditions(f: EntryFilters) -> list[Any]:
+    conds: list[Any] = []
+    if f.status:
+        conds.append(DLQEntry.status == f.status[0] if len(f.status) == 1
+                     else DLQEntry.status.in_(f.status))
+    for name in ("domain", "failure_type", "entity_type", "entity_id", "error_code"):
+        value = getattr(f, name)
+        if value is not None:
+            conds.append(getattr(DLQEntry, name) == value)
+    if f.user_id is not None:
+        conds.append(DLQEntry.user_id == f.user_id)
+    if f.created_after is not None:
+        conds.append(DLQEntry.created_at >= f.created_after)
+    if f.created_before is not None:
+        conds.append(DLQEntry.created_at < f.created_before)
+    if f.error_message:
+        conds.append(sa.func.lower(DLQEntry.error_message).contains(
+            f.error_message.lower(), autoescape=True))
+    return conds
+
+
+def _list_rows(session: Session, stmt: Any) -> list[dict[str, Any]]:
+    rows = session.execute(stmt).mappings().all()
+    return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+            for row in rows]
+
+
+def _list_select() -> Any:
+    return sa.select(*(getattr(DLQEntry, c) for c in LIST_COLUMNS))
+
+
+NEWEST_FIRST = (DLQEntry.created_at.desc(), DLQEntry.id.desc())
+
+
+def find_entries(*, session: Session, filters: EntryFilters, offset: int,
+                 limit: int) -> list[dict[str, Any]]:
+    """One page of list rows, newest first, with offset/limit done in SQL."""
+    stmt = (_list_select().where(*_conditions(filters)).order_by(*NEWEST_FIRST)
+            .offset(offset).limit(limit))
+    return _list_rows(session, stmt)
+
+
+def count_entries(*, session: Session, filters: EntryFilters) -> int:
+    """How many entries match ``filters``."""
+    stmt = sa.select(sa.func.count()).select_from(DLQEntry).where(*_conditions(filters))
+    return session.execute(stmt).scalar_one()
+
+
+def find_entries_after(*, session: Session, filters: EntryFilters,
+                       after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    """Keyset page: the ``limit`` newest entries strictly after ``after`` (created_at, id)."""
+    conds = _conditions(filters)
+    if after is not None:
+        conds.append(sa.tuple_(DLQEntry.created_at, DLQEntry.id)
+                     < sa.tuple_(sa.literal(after[0], UTCDateTime), sa.literal(after[1])))
+    stmt = _list_select().where(*conds).order_by(*NEWEST_FIRST).limit(limit)
+    return _list_rows(session, stmt)
+
+
+def find_open(*, session: Session, statuses: Sequence[str], domain: str | None,
+              failure_type: str | None, replayable: bool, limit: int) -> list[DLQEntry]:
+    """Entries in ``statuses``, oldest first; ``replayable`` adds retry_count < max_retries."""
+    stmt = select(DLQEntry).where(DLQEntry.status.in_(list(statuses)))
+    if domain is not None:
+        stmt = stmt.where(DLQEntry.domain == domain)
+    if failure_type is not None:
+        stmt = stmt.where(DLQEntry.failure_type == failure_type)
+    if replayable:
+        stmt = stmt.where(DLQEntry.retry_count < DLQEntry.max_retries)
+    return list(session.exec(stmt.order_by(DLQEntry.created_at, DLQEntry.id).limit(limit)))
+
+
+def find_expired(*, session: Session, now: datetime, limit: int) -> list[DLQEntry]:
+    """Open entries whose ``expires_at`` has passed, oldest expiry first."""
+    stmt = (select(DLQEntry).where(DLQEntry.status.in_(OPEN), DLQEntry.expires_at < now)
+            .order_by(DLQEntry.expires_at).limit(limit))
+    return list(session.exec(stmt))
+
+
+def expired_entry_ids(*, session: Session, now: datetime, after_id: str,
+                      limit: int) -> list[str]:
+    """Ids of open entries past ``expires_at``, in id order after ``after_id`` (for draining)."""
+    stmt = (sa.select(DLQEntry.id)
+            .where(DLQEntry.status.in_(OPEN), DLQEntry.expires_at < now, DLQEntry.id > after_id)
+            .order_by(DLQEntry.id).limit(limit))
+    return list(session.execute(stmt).scalars())
+
+
+def _sla_condition(now: datetime, thresholds: dict[str, float]) -> Any:
+    named = {d: t for d, t in thresholds.items() if d != "*"}
+    parts = [sa.and_(DLQEntry.domain == d, DLQEntry.created_at < now - timedelta(seconds=t))
+             for d, t in named.items()]
+    if "*" in thresholds:
+        default = DLQEntry.created_at < now - timedelta(seconds=thresholds["*"])
+        parts.append(sa.and_(DLQEntry.domain.not_in(list(named)), default) if named else default)
+    return sa.or_(*parts) if parts else sa.false()
+
+
+def find_sla_breached(*, session: Session, now: datetime, thresholds: dict[str, float],
+                      limit: int) -> list[DLQEntry]:
+    """Open entries older than their domain's SLA (``*`` covers unlisted domains)."""
+    stmt = (select(DLQEntry).where(DLQEntry.status.in_(OPEN), _sla_condition(now, thresholds))
+            .order_by(DLQEntry.created_at).limit(limit))
+    return list(session.exec(stmt))
+
+
+def stats(*, session: Session, now: datetime) -> dict[str, Any]:
+    """Counts by status and domain, oldest open entry, replay success rate, recent stores."""
+    by_status = dict(session.execute(
+        sa.select(DLQEntry.status, sa.func.count()).group_by(DLQEntry.status)).all())
+    by_domain = dict(session.execute(
+        sa.select(DLQEntry.domain, sa.func.count()).group_by(DLQEntry.domain)).all())
+    oldest = session.execute(sa.select(sa.func.min(DLQEntry.created_at))
+                             .where(DLQEntry.status.in_(OPEN))).scalar_one()
+    if isinstance(oldest, str):  # SQLite min() over the column loses its type
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None:
+        oldest = UTCDateTime().process_result_value(oldest, session.get_bind().dialect)
+    recent = sa.select(
+        sa.func.count().filter(DLQEntry.created_at >= now - timedelta(hours=1)),
+        sa.func.count().filter(DLQEntry.created_at >= now - timedelta(days=1)),
+    ).where(DLQEntry.created_at >= now - timedelta(days=1))
+    last_hour, last_day = session.execute(recent).one()
+    attempted, by_replay = session.execute(sa.select(
+        sa.func.count().filter(DLQEntry.last_attempt_at.is_not(None)),
+        sa.func.count().filter(DLQEntry.resolution_type == "replay"),
+    )).one()
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "by_domain": by_domain,
+        "open": sum(by_status.get(s, 0) for s in OPEN),
+        "oldest_open_created_at": oldest.isoformat() if oldest else None,
+        "oldest_open_age_seconds": (now - oldest).total_seconds() if oldest else None,
+        "replay_attempted": attempted,
+        "replay_succeeded": by_replay,
+        "replay_success_rate": (by_replay / attempted) if attempted else None,
+        "stored_last_hour": last_hour,
+        "stored_last_day": last_day,
+    }
+
+
+def facet_counts(*, session: Session, status: str | None,
+                 domain: str | None) -> dict[str, dict[str, int]]:
+    """Faceted counts: ``by_status`` scoped by ``domain``, ``by_domain`` scoped by ``status``.
+
+    Zero buckets never appear (GROUP BY only yields present values).
+    """
+    by_status = sa.select(DLQEntry.status, sa.func.count()).group_by(DLQEntry.status)
+    if domain is not None:
+        by_status = by_status.where(DLQEntry.domain == domain)
+    by_domain = sa.select(DLQEntry.domain, sa.func.count()).group_by(DLQEntry.domain)
+    if status is not None:
+        by_domain = by_domain.where(DLQEntry.status == status)
+    return {"by_status": dict(session.execute(by_status).all()),
+            "by_domain": dict(session.execute(by_domain).all())}
+
+
+# --- maintenance -----------------------------------------------------------------------
+
+
+def _sql_audit(session: Session, where: Any, *, action: str, to_status: str,
+               now: datetime, actor: str = "maintenance", reason: str = "") -> None:
+    """Append one audit event to every entry matching ``where``, in one statement."""
+    audit = DLQAuditEventRow.__table__
+    next_seq = (sa.select(sa.func.coalesce(sa.func.max(audit.c.seq), 0) + 1)
+                .where(audit.c.entry_id == DLQEntry.id).scalar_subquery())
+    source = sa.select(
+        DLQEntry.id, next_seq, sa.literal(now, UTCDateTime), sa.literal(action),
+        sa.literal(actor), sa.literal(reason), DLQEntry.status, sa.literal(to_status),
+        sa.literal({}, JSONType),
+    ).where(where)
+    session.execute(audit.insert().from_select(
+        ["entry_id", "seq", "at", "action", "actor", "reason", "from_status", "to_status",
+         "details"], source))
+
+
+def mark_expired(*, session: Session, entry_id: str, now: datetime) -> bool:
+    """Expire an open row whose workflow no longer exists (an orphan); audited.
+
+    Returns:
+        True if the row was open and is now expired.
+    """
+    where = sa.and_(DLQEntry.id == entry_id, DLQEntry.status.in_(OPEN))
+    _sql_audit(session, where, action="expire", to_status="expired", now=now,
+               reason="orphan row: entry workflow not running")
+    result = session.execute(
+        sa.update(DLQEntry).where(where).values(
+            status="expired", closed_at=now, updated_at=now, version=DLQEntry.version + 1)
+        .returning(DLQEntry.id))
+    return result.first() is not None
+
+
+def archive_closed(*, session: Session, cutoff: datetime, now: datetime,
+                   dry_run: bool = False) -> int:
+    """Move closed entries that closed before ``cutoff`` to ``archived`` (SQL only); audited."""
+    where = sa.and_(DLQEntry.status.in_(ARCHIVABLE), DLQEntry.closed_at < cutoff)
+    if dry_run:
+        return session.execute(sa.select(sa.func.count()).select_from(DLQEntry)
+                               .where(where)).scalar_one()
+    _sql_audit(session, where, action="archive", to_status="archived", now=now)
+    result = session.execute(sa.update(DLQEntry).where(where).values(
+        status="archived", updated_at=now, version=DLQEntry.version + 1)
+        .returning(DLQEntry.id))
+    return len(result.all())
+
+
+def _archived_where(ids: Sequence[str] | None, cutoff: datetime | None) -> Any:
+    conds = [DLQEntry.status == DLQStatus.ARCHIVED.value]
+    if ids is not None:
+        conds.append(DLQEntry.id.in_(list(ids)))
+    if cutoff is not None:
+        conds.append(DLQEntry.closed_at < cutoff)
+    return sa.and_(*conds)
+
+
+def purge_archived(*, session: Session, ids: Sequence[str] | None, cutoff: datetime | None,
+                   dry_run: bool = False) -> int:
+    """Delete archived entries (and their audit events) by id and/or closed before ``cutoff``.
+
+    Only ``archived`` rows are ever deleted. Works in chunks so a large purge
+    holds no huge transaction; the caller commits.
+
+    Raises:
+        ValueError: If neither ``ids`` nor ``cutoff`` is given.
+    """
+    if ids is None and cutoff is None:
+        raise ValueError("purge_archived needs ids or older_than_days; refusing to purge all")
+    where = _archived_where(ids, cutoff)
+    if dry_run:
+        return session.execute(sa.select(sa.func.count()).select_from(DLQEntry)
+                               .where(where)).scalar_one()
+    purged = 0
+    while True:
+        chunk = list(session.execute(sa.select(DLQEntry.id).where(where)
+                                     .limit(PURGE_CHUNK)).scalars())
+        if not chunk:
+            return purged
+        session.execute(sa.delete(DLQAuditEventRow).where(DLQAuditEventRow.entry_id.in_(chunk)))
+        session.execute(sa.delete(DLQEntry).where(DLQEntry.id.in_(chunk)))
+        purged += len(chunk)
+
+
+def count_archived_older_than(*, session: Session, cutoff: datetime) -> int:
+    """How many archived entries closed before ``cutoff``."""
+    return session.execute(sa.select(sa.func.count()).select_from(DLQEntry)
+                           .where(_archived_where(None, cutoff))).scalar_one()
+
+
+AGE_BUCKETS = (("lt_1d", 0, 1), ("1d_7d", 1, 7), ("7d_30d", 7, 30), ("30d_90d", 30, 90),
+               ("gte_90d", 90, None))
+
+
+def cleanup_counts(*, session: Session, now: datetime, retention_days: int,
+                   purge_after_days: int) -> dict[str, Any]:
+    """Age-bucketed counts of closed and archived entries, for :class:`CleanupStats`."""
+    cols = []
+    for name, low, high in AGE_BUCKETS:
+        cond = DLQEntry.closed_at <= now - timedelta(days=low)
+        if high is not None:
+            cond = sa.and_(cond, DLQEntry.closed_at > now - timedelta(days=high))
+        cols.append(sa.func.count().filter(DLQEntry.status.in_(ARCHIVABLE), cond).label(name))
+    cols += [
+        sa.func.count().filter(DLQEntry.status.in_(ARCHIVABLE)).label("closed"),
+        sa.func.count().filter(DLQEntry.status.in_(ARCHIVABLE),
+                               DLQEntry.closed_at < now - timedelta(days=retention_days)
+                               ).label("archivable"),
+        sa.func.count().filter(DLQEntry.status == "archived").label("archived"),
+        sa.func.count().filter(DLQEntry.status == "archived",
+                               DLQEntry.closed_at < now - timedelta(days=purge_after_days)
+                               ).label("purgeable"),
+        sa.func.count().filter(DLQEntry.status.in_(OPEN), DLQEntry.expires_at < now
+                               ).label("expirable"),
+    ]
+    return dict(session.execute(sa.select(*cols)).one()._mapping)
+
+
 @runtime_checkable
 class FailedOperationRepository(Protocol):
-    """Read side of the DLQ's SQL store, replaceable through ``DLQService(repository=...)``."""
+    """The SQL side of the DLQ, replaceable through ``DLQService(repository=...)``.
+
+    Methods are blocking; the async service runs them in a thread. Datetimes
+    are timezone-aware UTC.
+    """
 
     def get(self, entry_id: str) -> FailedOperationData | None:
         """The entry as :class:`FailedOperationData`, or None."""
@@ -159,6 +477,64 @@ class FailedOperationRepository(Protocol):
 
     def get_detail(self, entry_id: str) -> dict[str, Any] | None:
         """The entry as a JSON-safe dict with attempts and audit events, or None."""
+        ...
+
+    def list_page(self, filters: EntryFilters, offset: int,
+                  limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of list rows (newest first) and the total count."""
+        ...
+
+    def list_after(self, filters: EntryFilters, after: tuple[datetime, str] | None,
+                   limit: int) -> list[dict[str, Any]]:
+        """A keyset page after (created_at, id)."""
+        ...
+
+    def find_open(self, statuses: Sequence[str], domain: str | None, failure_type: str | None,
+                  replayable: bool, limit: int) -> list[FailedOperationData]:
+        """Entries in ``statuses``, oldest first."""
+        ...
+
+    def find_expired(self, now: datetime, limit: int) -> list[FailedOperationData]:
+        """Open entries past ``expires_at``."""
+        ...
+
+    def find_sla_breached(self, now: datetime, thresholds: dict[str, float],
+                          limit: int) -> list[FailedOperationData]:
+        """Open entries older than their domain's SLA."""
+        ...
+
+    def expired_entry_ids(self, now: datetime, after_id: str, limit: int) -> list[str]:
+        """Ids of open entries past ``expires_at`` after ``after_id``, in id order."""
+        ...
+
+    def mark_expired(self, entry_id: str, now: datetime) -> bool:
+        """Expire an orphan open row; True if it changed."""
+        ...
+
+    def stats(self, now: datetime) -> dict[str, Any]:
+        """Counts by status and domain and the other statistics of ``get_stats``."""
+        ...
+
+    def facet_counts(self, status: str | None, domain: str | None) -> dict[str, dict[str, int]]:
+        """Faceted status x domain counts."""
+        ...
+
+    def archive_closed(self, cutoff: datetime, now: datetime, dry_run: bool) -> int:
+        """Archive entries closed before ``cutoff``."""
+        ...
+
+    def purge_archived(self, ids: Sequence[str] | None, cutoff: datetime | None,
+                       dry_run: bool) -> int:
+        """Delete archived entries by id and/or age."""
+        ...
+
+    def count_archived_older_than(self, cutoff: datetime) -> int:
+        """Archived entries closed before ``cutoff``."""
+        ...
+
+    def cleanup_counts(self, now: datetime, retention_days: int,
+                       purge_after_days: int) -> dict[str, Any]:
+        """Age-bucketed counts for ``get_cleanup_stats``."""
         ...
 
 
@@ -172,16 +548,103 @@ class SQLModelRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _read(self) -> Session:
+        return Session(self.engine)
+
     def get(self, entry_id: str) -> FailedOperationData | None:
         """The entry as :class:`FailedOperationData`, or None."""
-        with Session(self.engine) as session:
+        with self._read() as session:
             row = get_entry_row(session=session, entry_id=entry_id)
             return entry_to_data(row) if row else None
 
     def get_detail(self, entry_id: str) -> dict[str, Any] | None:
         """The entry as a JSON-safe dict with attempts and audit events, or None."""
-        with Session(self.engine) as session:
+        with self._read() as session:
             row = get_entry_row(session=session, entry_id=entry_id)
             if row is None:
                 return None
             return entry_to_dict(row, list_audit_events(session=session, entry_id=entry_id))
+
+    def list_page(self, filters: EntryFilters, offset: int,
+                  limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of list rows (newest first) and the total count."""
+        with self._read() as session:
+            return (find_entries(session=session, filters=filters, offset=offset, limit=limit),
+                    count_entries(session=session, filters=filters))
+
+    def list_after(self, filters: EntryFilters, after: tuple[datetime, str] | None,
+                   limit: int) -> list[dict[str, Any]]:
+        """A keyset page after (created_at, id)."""
+        with self._read() as session:
+            return find_entries_after(session=session, filters=filters, after=after,
+                                      limit=limit)
+
+    def find_open(self, statuses: Sequence[str], domain: str | None, failure_type: str | None,
+                  replayable: bool, limit: int) -> list[FailedOperationData]:
+        """Entries in ``statuses``, oldest first."""
+        with self._read() as session:
+            return [entry_to_data(r) for r in find_open(
+                session=session, statuses=statuses, domain=domain, failure_type=failure_type,
+                replayable=replayable, limit=limit)]
+
+    def find_expired(self, now: datetime, limit: int) -> list[FailedOperationData]:
+        """Open entries past ``expires_at``."""
+        with self._read() as session:
+            return [entry_to_data(r) for r in find_expired(session=session, now=now,
+                                                           limit=limit)]
+
+    def find_sla_breached(self, now: datetime, thresholds: dict[str, float],
+                          limit: int) -> list[FailedOperationData]:
+        """Open entries older than their domain's SLA."""
+        with self._read() as session:
+            return [entry_to_data(r) for r in find_sla_breached(
+                session=session, now=now, thresholds=thresholds, limit=limit)]
+
+    def expired_entry_ids(self, now: datetime, after_id: str, limit: int) -> list[str]:
+        """Ids of open entries past ``expires_at`` after ``after_id``, in id order."""
+        with self._read() as session:
+            return expired_entry_ids(session=session, now=now, after_id=after_id, limit=limit)
+
+    def mark_expired(self, entry_id: str, now: datetime) -> bool:
+        """Expire an orphan open row; True if it changed."""
+        with Session(self.engine) as session:
+            changed = mark_expired(session=session, entry_id=entry_id, now=now)
+            session.commit()
+            return changed
+
+    def stats(self, now: datetime) -> dict[str, Any]:
+        """Counts by status and domain and the other statistics of ``get_stats``."""
+        with self._read() as session:
+            return stats(session=session, now=now)
+
+    def facet_counts(self, status: str | None, domain: str | None) -> dict[str, dict[str, int]]:
+        """Faceted status x domain counts."""
+        with self._read() as session:
+            return facet_counts(session=session, status=status, domain=domain)
+
+    def archive_closed(self, cutoff: datetime, now: datetime, dry_run: bool) -> int:
+        """Archive entries closed before ``cutoff``."""
+        with Session(self.engine) as session:
+            count = archive_closed(session=session, cutoff=cutoff, now=now, dry_run=dry_run)
+            session.commit()
+            return count
+
+    def purge_archived(self, ids: Sequence[str] | None, cutoff: datetime | None,
+                       dry_run: bool) -> int:
+        """Delete archived entries by id and/or age."""
+        with Session(self.engine) as session:
+            count = purge_archived(session=session, ids=ids, cutoff=cutoff, dry_run=dry_run)
+            session.commit()
+            return count
+
+    def count_archived_older_than(self, cutoff: datetime) -> int:
+        """Archived entries closed before ``cutoff``."""
+        with self._read() as session:
+            return count_archived_older_than(session=session, cutoff=cutoff)
+
+    def cleanup_counts(self, now: datetime, retention_days: int,
+                       purge_after_days: int) -> dict[str, Any]:
+        """Age-bucketed counts for ``get_cleanup_stats``."""
+        with self._read() as session:
+            return cleanup_counts(session=session, now=now, retention_days=retention_days,
+                                  purge_after_days=purge_after_days)

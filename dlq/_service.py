@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio.client import (
@@ -28,16 +30,27 @@ from dlq._config import DLQConfig
 from dlq._db import create_db_engine
 from dlq._entry import new_entry_input
 from dlq._errors import ERROR_TYPES, DLQEntryNotFoundError, DLQError, DLQStateConflictError
+from dlq._filters import decode_cursor, encode_cursor, parse_filters
 from dlq._repository import FailedOperationRepository, SQLModelRepository
 from dlq._state import RESOLVE_TARGETS
-from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, connect, workflow_id_for
+from dlq._temporal import (
+    ENTRY_WORKFLOW,
+    MAINTENANCE_WORKFLOW,
+    SEARCH_ATTRIBUTES,
+    connect,
+    workflow_id_for,
+)
 from dlq._types import (
     CaptureInput,
     CaptureResult,
+    CleanupStats,
     DLQEntryResult,
+    DLQStatus,
     EntryInput,
     FailedOperationData,
     ForceRedriveInput,
+    MaintenanceInput,
+    MaintenanceResult,
     ReplayResult,
     ResolveInput,
     ResolveResult,
@@ -397,6 +410,220 @@ class AsyncDLQService:
         """One entry as :class:`FailedOperationData`, or None."""
         return await asyncio.to_thread(self.repository.get, dlq_id)
 
+    # --- lists and queries (SQL) -------------------------------------------------
+
+    async def _sql(self, method: str, *args: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.repository, method), *args)
+
+    async def list_entries(self, filters: dict[str, Any] | None = None, page: int = 1,
+                           page_size: int = 20) -> dict[str, Any]:
+        """One page of entries, newest first, with offset/limit done in SQL.
+
+        A filter without ``status`` spans every status.
+
+        Args:
+            filters: Any of ``status`` (one or a list), ``domain``,
+                ``failure_type``, ``entity_type``, ``entity_id``, ``user_id``,
+                ``error_code``, ``created_after``, ``created_before`` (datetime
+                or ISO string) and ``error_message`` (case-insensitive match).
+            page: Page number, clamped to >= 1.
+            page_size: Items per page, clamped to 1..100.
+
+        Returns:
+            Dict with ``results``, ``page``, ``page_size``, ``total_pages``,
+            ``total_count``, ``has_next`` and ``has_previous``.
+
+        Raises:
+            ValueError: Naming an unknown filter key or a value of the wrong type.
+        """
+        parsed = parse_filters(filters)
+        page, page_size = _int("page", page), _int("page_size", page_size)
+        page, page_size = max(1, page), min(max(1, page_size), 100)
+        rows, total = await self._sql("list_page", parsed, (page - 1) * page_size, page_size)
+        total_pages = math.ceil(total / page_size)
+        return {"results": rows, "page": page, "page_size": page_size,
+                "total_pages": total_pages, "total_count": total,
+                "has_next": page < total_pages, "has_previous": page > 1}
+
+    async def iter_entries(self, filters: dict[str, Any] | None = None, *,
+                           cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """Keyset pagination for deep traversal (newest first).
+
+        Pass the returned ``next_cursor`` back to continue; entries stored
+        meanwhile are newer than the cursor and never shift the traversal.
+
+        Args:
+            filters: As for :meth:`list_entries`.
+            cursor: Opaque cursor from the previous call, None to start.
+            limit: Entries per call, clamped to 1..1000.
+
+        Returns:
+            Dict with ``results`` and ``next_cursor`` (None at the end).
+
+        Raises:
+            ValueError: Bad filters, or a forged, altered or foreign cursor.
+        """
+        parsed = parse_filters(filters)
+        limit = min(max(1, _int("limit", limit)), 1000)
+        after = (decode_cursor(cursor, filters=parsed, secret=self.config.cursor_key)
+                 if cursor else None)
+        rows = await self._sql("list_after", parsed, after, limit)
+        next_cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            next_cursor = encode_cursor(created_at=datetime.fromisoformat(last["created_at"]),
+                                        entry_id=last["id"], filters=parsed,
+                                        secret=self.config.cursor_key)
+        return {"results": rows, "next_cursor": next_cursor}
+
+    async def get_pending_entries(self, domain: str | None = None,
+                                  failure_type: str | None = None,
+                                  limit: int = 100) -> list[FailedOperationData]:
+        """Pending entries, oldest first."""
+        return await self._sql("find_open", [DLQStatus.PENDING.value], domain, failure_type,
+                               False, _limit(limit))
+
+    async def get_replayable_entries(self, domain: str | None = None,
+                                     failure_type: str | None = None,
+                                     limit: int = 100) -> list[FailedOperationData]:
+        """Entries that can be replayed: ``pending`` and ``retry_count < max_retries``."""
+        return await self._sql("find_open", [DLQStatus.PENDING.value], domain, failure_type,
+                               True, _limit(limit))
+
+    async def get_expired_entries(self, limit: int = 1000) -> list[FailedOperationData]:
+        """Open entries whose ``expires_at`` has passed (normally their workflow expires them)."""
+        return await self._sql("find_expired", _now(), _limit(limit))
+
+    async def get_sla_breached_entries(self, limit: int = 1000) -> list[FailedOperationData]:
+        """Open entries older than the SLA of their domain (``DLQ_SLA_THRESHOLDS``).
+
+        Domains without a threshold use the ``*`` one; with no ``*``, they
+        never breach.
+        """
+        return await self._sql("find_sla_breached", _now(), dict(self.config.sla_thresholds),
+                               _limit(limit))
+
+    async def get_stats(self) -> dict[str, Any]:
+        """Counts by status and domain, oldest open entry age, replay success rate and
+        entries stored in the last hour and day."""
+        return await self._sql("stats", _now())
+
+    async def get_facet_counts(self, *, status: str | None = None,
+                               domain: str | None = None) -> dict[str, dict[str, int]]:
+        """Faceted counts: ``by_status`` scoped by ``domain``, ``by_domain`` by ``status``.
+
+        Zero-count buckets are dropped.
+
+        Raises:
+            ValueError: For an unknown status.
+        """
+        if status is not None:
+            parse_filters({"status": status})
+        return await self._sql("facet_counts", status, domain)
+
+    # --- maintenance ------------------------------------------------------------------
+
+    async def expire_entries(self, *, dry_run: bool = False) -> int:
+        """Safety net: expire open entries past ``expires_at`` that their workflow missed.
+
+        Signals each entry's workflow to expire; a row whose workflow no longer
+        runs (an orphan) is expired in SQL directly. Drains in batches of
+        ``config.batch_size``.
+
+        Args:
+            dry_run: Only count what would be expired.
+
+        Returns:
+            How many entries were signalled or fixed (or would be).
+        """
+        now, after, handled = _now(), "", 0
+        while True:
+            ids = await self._sql("expired_entry_ids", now, after, self.config.batch_size)
+            if not ids:
+                return handled
+            if dry_run:
+                handled += len(ids)
+            else:
+                handled += sum(await asyncio.gather(*(self._expire_one(pk, now) for pk in ids)))
+            after = ids[-1]
+
+    async def _expire_one(self, pk: str, now: datetime) -> bool:
+        client = await self.get_client()
+        try:
+            await client.get_workflow_handle(workflow_id_for(pk)).signal("expire")
+            return True
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND and "completed" not in err.message:
+                raise
+        return await self._sql("mark_expired", pk, now)
+
+    async def archive_old_entries(self, older_than_days: int = 30, *,
+                                  dry_run: bool = False) -> int:
+        """Archive closed entries (resolved, discarded, expired) closed over N days ago.
+
+        Archived entries live only in SQL (their workflows are closed).
+
+        Returns:
+            How many entries were archived (or would be, with ``dry_run``).
+        """
+        days = _days("older_than_days", older_than_days)
+        now = _now()
+        return await self._sql("archive_closed", now - timedelta(days=days), now, dry_run)
+
+    async def purge_archived(self, ids: list[str] | None = None,
+                             older_than_days: int | None = None, *,
+                             dry_run: bool = False) -> int:
+        """Permanently delete archived entries and their audit events.
+
+        Only ``archived`` entries are ever deleted. With both arguments, an
+        entry must match both.
+
+        Raises:
+            ValueError: If neither ``ids`` nor ``older_than_days`` is given.
+        """
+        if ids is None and older_than_days is None:
+            raise ValueError("purge_archived needs ids or older_than_days; refusing to purge all")
+        cutoff = (None if older_than_days is None
+                  else _now() - timedelta(days=_days("older_than_days", older_than_days)))
+        return await self._sql("purge_archived", ids, cutoff, dry_run)
+
+    async def count_archived_older_than(self, older_than_days: int) -> int:
+        """How many archived entries are older than N days (a purge dry run)."""
+        days = _days("older_than_days", older_than_days)
+        return await self._sql("count_archived_older_than", _now() - timedelta(days=days))
+
+    async def cleanup_old_entries(self, days_old: int = 30, *,
+                                  dry_run: bool = False) -> dict[str, int]:
+        """Expire what is overdue, then archive closed entries older than ``days_old``.
+
+        Returns:
+            ``{"expired": n, "archived": m}`` (what would change, with ``dry_run``).
+        """
+        expired = await self.expire_entries(dry_run=dry_run)
+        archived = await self.archive_old_entries(days_old, dry_run=dry_run)
+        return {"expired": expired, "archived": archived}
+
+    async def get_cleanup_stats(self) -> CleanupStats:
+        """Age-bucketed counts of what retention maintenance would do now."""
+        counts = await self._sql("cleanup_counts", _now(), self.config.retention_days,
+                                 self.config.purge_after_days)
+        buckets = {name: counts.pop(name) for name in
+                   ("lt_1d", "1d_7d", "7d_30d", "30d_90d", "gte_90d")}
+        return CleanupStats(retention_days=self.config.retention_days,
+                            purge_after_days=self.config.purge_after_days,
+                            closed_by_age=buckets, **counts)
+
+    async def run_maintenance(self, *, dry_run: bool = False) -> MaintenanceResult:
+        """Run ``DLQMaintenanceWorkflow`` now (as the schedule does) and wait for its result."""
+        client = await self.get_client()
+        return await client.execute_workflow(
+            MAINTENANCE_WORKFLOW,
+            MaintenanceInput(retention_days=self.config.retention_days,
+                             purge_after_days=self.config.purge_after_days, dry_run=dry_run),
+            id=f"dlq-maintenance-manual-{uuid.uuid4().hex[:12]}",
+            task_queue=self.config.task_queue, result_type=MaintenanceResult,
+        )
+
     async def _update(self, pk: str, name: str, arg: Any, result_type: type[T]) -> T:
         if not isinstance(pk, str) or not pk:
             raise DLQEntryNotFoundError(f"DLQ entry {pk!r} not found")
@@ -430,6 +657,28 @@ class _Unreachable(DLQError):
 
     def __str__(self) -> str:
         return f"cannot reach Temporal: {self.__cause__!r}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    return value
+
+
+def _limit(limit: Any) -> int:
+    if _int("limit", limit) < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    return limit
+
+
+def _days(name: str, value: Any) -> int:
+    if _int(name, value) < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
 
 
 def _check_resolve_status(status: str) -> None:
@@ -524,6 +773,21 @@ class DLQService:
     resolve_entries_batch = _blocking(AsyncDLQService.resolve_entries_batch)
     get_entry = _blocking(AsyncDLQService.get_entry)
     get_entry_by_id = _blocking(AsyncDLQService.get_entry_by_id)
+    list_entries = _blocking(AsyncDLQService.list_entries)
+    iter_entries = _blocking(AsyncDLQService.iter_entries)
+    get_pending_entries = _blocking(AsyncDLQService.get_pending_entries)
+    get_replayable_entries = _blocking(AsyncDLQService.get_replayable_entries)
+    get_expired_entries = _blocking(AsyncDLQService.get_expired_entries)
+    get_sla_breached_entries = _blocking(AsyncDLQService.get_sla_breached_entries)
+    get_stats = _blocking(AsyncDLQService.get_stats)
+    get_facet_counts = _blocking(AsyncDLQService.get_facet_counts)
+    expire_entries = _blocking(AsyncDLQService.expire_entries)
+    archive_old_entries = _blocking(AsyncDLQService.archive_old_entries)
+    purge_archived = _blocking(AsyncDLQService.purge_archived)
+    count_archived_older_than = _blocking(AsyncDLQService.count_archived_older_than)
+    cleanup_old_entries = _blocking(AsyncDLQService.cleanup_old_entries)
+    get_cleanup_stats = _blocking(AsyncDLQService.get_cleanup_stats)
+    run_maintenance = _blocking(AsyncDLQService.run_maintenance)
 
     def close(self) -> None:
         """Release the SQL engine and stop the private loop thread."""

@@ -25,6 +25,8 @@ __all__ = [
 log = logging.getLogger("dlq")
 
 ENTRY_WORKFLOW = "DLQEntryWorkflow"
+MAINTENANCE_WORKFLOW = "DLQMaintenanceWorkflow"
+MAINTENANCE_SCHEDULE_ID = "dlq-maintenance"
 WORKFLOW_ID_PREFIX = "dlq-"
 
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (

@@ -18,6 +18,7 @@ __all__ = [
     "AttemptRecord",
     "AuditEvent",
     "CaptureInput",
+    "CleanupStats",
     "CaptureResult",
     "DLQBatchReplayStats",
     "DLQEntryResult",
@@ -29,6 +30,8 @@ __all__ = [
     "EntryState",
     "FailedOperationData",
     "ForceRedriveInput",
+    "MaintenanceInput",
+    "MaintenanceResult",
     "PersistInput",
     "PersistResult",
     "ReplayHandlerInput",
@@ -109,6 +112,59 @@ class DLQThrottleReplayResult:
     entry_id: str | None = None
     error: str | None = None
     retry_after: float | None = None
+
+
+@dataclass
+class CleanupStats:
+    """What retention maintenance would find now.
+
+    Attributes:
+        retention_days: Closed entries older than this may be archived.
+        purge_after_days: Archived entries older than this may be purged.
+        closed: Closed, not yet archived entries.
+        closed_by_age: ``closed`` split by time since closing
+            (``lt_1d``, ``1d_7d``, ``7d_30d``, ``30d_90d``, ``gte_90d``).
+        archivable: Closed entries older than ``retention_days``.
+        archived: Archived entries.
+        purgeable: Archived entries older than ``purge_after_days``.
+        expirable: Open entries past ``expires_at`` (the safety net's work).
+    """
+
+    retention_days: int
+    purge_after_days: int
+    closed: int = 0
+    closed_by_age: dict[str, int] = field(default_factory=dict)
+    archivable: int = 0
+    archived: int = 0
+    purgeable: int = 0
+    expirable: int = 0
+
+    @property
+    def can_archive(self) -> bool:
+        """Whether ``archive_old_entries`` would archive something."""
+        return self.archivable > 0
+
+    @property
+    def can_purge(self) -> bool:
+        """Whether ``purge_archived`` with the retention would delete something."""
+        return self.purgeable > 0
+
+
+class MaintenanceInput(BaseModel):
+    """Input of ``DLQMaintenanceWorkflow`` (and its activity)."""
+
+    retention_days: int = 30
+    purge_after_days: int = 90
+    dry_run: bool = False
+
+
+class MaintenanceResult(BaseModel):
+    """What a maintenance run changed (or, with ``dry_run``, would change)."""
+
+    dry_run: bool
+    expired: int
+    archived: int
+    purged: int
 
 
 # --- the entry ---------------------------------------------------------------

@@ -3,36 +3,70 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 
 from dlq._config import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._handlers import import_handler_modules, registry
-from dlq._temporal import connect, ensure_search_attributes
+from dlq._repository import SQLModelRepository
+from dlq._service import AsyncDLQService
+from dlq._temporal import (
+    MAINTENANCE_SCHEDULE_ID,
+    MAINTENANCE_WORKFLOW,
+    connect,
+    ensure_search_attributes,
+)
+from dlq._types import MaintenanceInput
 
-__all__ = ["build_worker", "run_worker"]
+__all__ = ["build_worker", "ensure_maintenance_schedule", "run_worker"]
 
 log = logging.getLogger("dlq.worker")
 
 
 def build_worker(client: Client, *, task_queue: str, engine: Engine,
+                 config: DLQConfig | None = None,
                  max_concurrent_activities: int = 64) -> Worker:
-    """A worker running ``DLQEntryWorkflow`` and its activities on ``task_queue``."""
-    from activities.entry import EntryActivities
-    from workflows.entry import DLQEntryWorkflow
+    """A worker running the DLQ's workflows and activities on ``task_queue``.
 
-    acts = EntryActivities(engine)
+    Args:
+        client: Client with the pydantic data converter.
+        task_queue: Task queue to poll.
+        engine: Engine of the SQL read model.
+        config: Configuration the maintenance activities use (defaults otherwise).
+        max_concurrent_activities: Also the size of the sync-activity thread pool.
+    """
+    from activities.entry import EntryActivities
+    from activities.maintenance import MaintenanceActivities
+    from workflows.entry import DLQEntryWorkflow
+    from workflows.maintenance import DLQMaintenanceWorkflow
+
+    config = dataclasses.replace(config or DLQConfig(), task_queue=task_queue)
+    entry = EntryActivities(engine)
+    maintenance = MaintenanceActivities(
+        AsyncDLQService(config, SQLModelRepository(engine), client=client))
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[DLQEntryWorkflow],
-        activities=[acts.persist_entry, acts.run_replay_handler],
+        workflows=[DLQEntryWorkflow, DLQMaintenanceWorkflow],
+        activities=[entry.persist_entry, entry.run_replay_handler,
+                    maintenance.maintenance_cleanup, maintenance.maintenance_purge],
         # persist_entry is a sync activity (SQLAlchemy); it runs in this pool.
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities,
                                              thread_name_prefix="dlq-activity"),
@@ -40,9 +74,35 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
     )
 
 
+async def ensure_maintenance_schedule(client: Client, config: DLQConfig) -> bool:
+    """Create the maintenance schedule unless it exists (safe from many workers at once).
+
+    Returns:
+        True if this call created it.
+    """
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            MAINTENANCE_WORKFLOW,
+            MaintenanceInput(retention_days=config.retention_days,
+                             purge_after_days=config.purge_after_days),
+            id=MAINTENANCE_SCHEDULE_ID, task_queue=config.task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
+            every=timedelta(hours=config.maintenance_interval_hours))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(MAINTENANCE_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        return False
+    log.info("created schedule %s (every %gh)", MAINTENANCE_SCHEDULE_ID,
+             config.maintenance_interval_hours)
+    return True
+
+
 async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
                      ready: asyncio.Event | None = None) -> None:
-    """Migrate the schema, register search attributes and run the worker until cancelled.
+    """Migrate, register search attributes and the schedule, and run the worker until cancelled.
 
     Args:
         config: Where Temporal and SQL are.
@@ -54,7 +114,9 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     migrate(engine)
     client = await connect(config.temporal_address, config.namespace)
     await ensure_search_attributes(client, config.namespace)
-    worker = build_worker(client, task_queue=config.task_queue, engine=engine)
+    if config.maintenance_enabled:
+        await ensure_maintenance_schedule(client, config)
+    worker = build_worker(client, task_queue=config.task_queue, engine=engine, config=config)
     log.info("DLQ worker on %s/%s task queue %r; handlers from %s: %s",
              config.temporal_address, config.namespace, config.task_queue,
              modules or "-", registry.keys() or "none")

@@ -149,7 +149,7 @@ class DemoEntry:
 def _failures(order: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(label, expected status, store_failure arguments) of the demo failures."""
     return [
-        ("webhook delivery, replays fine", "resolved", dict(
+        ("webhook delivery timed out; the receiver is back", "resolved", dict(
             domain="webhook", failure_type="DELIVERY_TIMEOUT",
             entity_type="webhook_endpoint", entity_id="we_1PqT8x",
             error_code="ETIMEDOUT",
@@ -173,7 +173,7 @@ def _failures(order: str) -> list[tuple[str, str, dict[str, Any]]]:
                              "once the endpoint answers again.",
             recommended_action="replay",
         )),
-        ("payment gateway rejection, poison pill", "requires_review", dict(
+        ("charge rejected by the gateway (a poison pill)", "requires_review", dict(
             domain="payment", failure_type="GATEWAY_REJECTED",
             entity_type="order", entity_id=order, user_id=48213,
             error_code="currency_not_supported",
@@ -195,7 +195,7 @@ def _failures(order: str) -> list[tuple[str, str, dict[str, Any]]]:
                              "account or re-quote the order in USD, then force-redrive.",
             recommended_action="replay",
         )),
-        ("inventory stock update, manual check", "pending", dict(
+        ("stock update conflict; needs a manual check", "pending", dict(
             domain="inventory", failure_type="STOCK_UPDATE_CONFLICT",
             entity_type="sku", entity_id="SKU-TSHIRT-BLK-M",
             error_code="VERSION_CONFLICT",

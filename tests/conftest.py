@@ -119,7 +119,7 @@ class WorkerThread:
                 engine = create_db_engine(cfg.database_url)
                 migrate(engine)
                 await stack.enter_async_context(
-                    build_worker(client, task_queue=cfg.task_queue, engine=engine))
+                    build_worker(client, task_queue=cfg.task_queue, engine=engine, config=cfg))
             self._ready.set()
             await self._stop.wait()
 

@@ -56,9 +56,10 @@ def test_migrations_match_the_models_and_are_idempotent(engine: Engine) -> None:
     names = set(sa.inspect(engine).get_table_names())
     assert {"dlq_entries", "dlq_audit_events", "alembic_version"} <= names
     indexed = {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("dlq_entries")}
-    assert {("status", "created_at", "id"), ("domain", "status", "created_at"),
-            ("domain", "failure_type"), ("entity_type", "entity_id"),
-            ("created_at", "id")} <= indexed
+    assert {("status", "created_at", "id"), ("domain", "status", "created_at", "id"),
+            ("status", "domain"), ("failure_type", "created_at"), ("entity_type", "entity_id"),
+            ("created_at", "id"), ("user_id",), ("status", "expires_at"),
+            ("status", "closed_at")} <= indexed
 
 
 def test_upsert_applies_only_newer_versions(engine: Engine) -> None:

@@ -163,6 +163,18 @@ class DLQEntryWorkflow:
         """Fire-and-forget ``resolve``; an illegal one is logged and ignored."""
         await self._signal("resolve", input)
 
+    @workflow.signal(name="expire")
+    async def expire_signal(self, input: Any = None) -> None:
+        """Maintenance safety net: expire now if ``expires_at`` has passed."""
+        async with self._lock:
+            s = self._state
+            if sm.is_closed(s) or s.expires_at is None or workflow.now() < s.expires_at:
+                workflow.logger.warning("ignored expire signal: entry is %s, expires at %s",
+                                        s.status, s.expires_at)
+                return
+            sm.expire(s, workflow.now())
+            self._publish()
+
     # --- the one code path behind updates and signals --------------------------
 
     def _check(self, name: str, cmd: Any) -> None:

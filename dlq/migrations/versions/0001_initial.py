@@ -12,6 +12,18 @@ from sqlalchemy.dialects import postgresql
 # JSON on SQLite, JSONB on PostgreSQL
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
+ENTRY_INDEXES = {
+    "ix_dlq_entries_status_created": ["status", "created_at", "id"],
+    "ix_dlq_entries_domain_status_created": ["domain", "status", "created_at", "id"],
+    "ix_dlq_entries_status_domain": ["status", "domain"],
+    "ix_dlq_entries_failure_type_created": ["failure_type", "created_at"],
+    "ix_dlq_entries_created": ["created_at", "id"],
+    "ix_dlq_entries_entity": ["entity_type", "entity_id"],
+    "ix_dlq_entries_user": ["user_id"],
+    "ix_dlq_entries_status_expires": ["status", "expires_at"],
+    "ix_dlq_entries_status_closed": ["status", "closed_at"],
+}
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -75,28 +87,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("dlq_entries", schema=None) as batch_op:
-        batch_op.create_index("ix_dlq_entries_created", ["created_at", "id"], unique=False)
-        batch_op.create_index(
-            "ix_dlq_entries_domain_status_created", ["domain", "status", "created_at"], unique=False
-        )
-        batch_op.create_index("ix_dlq_entries_entity", ["entity_type", "entity_id"], unique=False)
-        batch_op.create_index("ix_dlq_entries_expires", ["expires_at"], unique=False)
-        batch_op.create_index(
-            "ix_dlq_entries_failure_type", ["domain", "failure_type"], unique=False
-        )
-        batch_op.create_index(
-            "ix_dlq_entries_status_created", ["status", "created_at", "id"], unique=False
-        )
+        for name, columns in ENTRY_INDEXES.items():
+            batch_op.create_index(name, columns, unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("dlq_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_dlq_entries_status_created")
-        batch_op.drop_index("ix_dlq_entries_failure_type")
-        batch_op.drop_index("ix_dlq_entries_expires")
-        batch_op.drop_index("ix_dlq_entries_entity")
-        batch_op.drop_index("ix_dlq_entries_domain_status_created")
-        batch_op.drop_index("ix_dlq_entries_created")
+        for name in ENTRY_INDEXES:
+            batch_op.drop_index(name)
 
     op.drop_table("dlq_entries")
     with op.batch_alter_table("dlq_audit_events", schema=None) as batch_op:

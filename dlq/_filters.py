@@ -1,0 +1,181 @@
+"""List filters, SLA thresholds and keyset cursors: parsing and checking only, no SQL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dlq._types import DLQStatus
+
+__all__ = ["EntryFilters", "decode_cursor", "encode_cursor", "parse_duration",
+           "parse_filters", "parse_sla_thresholds"]
+
+_STRING_KEYS = ("domain", "failure_type", "entity_type", "entity_id", "error_code",
+                "error_message")
+FILTER_KEYS = ("status", *_STRING_KEYS, "user_id", "created_after", "created_before")
+
+
+@dataclass(frozen=True)
+class EntryFilters:
+    """Validated list filters (all optional; ``error_message`` is a case-insensitive match)."""
+
+    status: tuple[str, ...] = ()
+    domain: str | None = None
+    failure_type: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    user_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def fingerprint(self) -> str:
+        """A stable digest, so a cursor only continues the listing it came from."""
+        raw = json.dumps({k: getattr(self, k) for k in FILTER_KEYS}, default=str,
+                         sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _datetime(key: str, value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"filter {key!r} must be an ISO 8601 datetime, "
+                             f"got {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"filter {key!r} must be a datetime or ISO string, "
+                         f"got {type(value).__name__}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_filters(filters: dict[str, Any] | None) -> EntryFilters:
+    """Check a filter dict and turn it into :class:`EntryFilters`.
+
+    Raises:
+        ValueError: Naming an unknown key or a key whose value has the wrong type.
+    """
+    if filters is None:
+        return EntryFilters()
+    if not isinstance(filters, dict):
+        raise ValueError(f"filters must be a dict, got {type(filters).__name__}")
+    unknown = sorted(set(filters) - set(FILTER_KEYS))
+    if unknown:
+        raise ValueError(f"unknown filter key(s) {', '.join(map(repr, unknown))}; "
+                         f"allowed: {', '.join(FILTER_KEYS)}")
+    out: dict[str, Any] = {}
+    for key, value in filters.items():
+        if value is None or value == "" or value == []:
+            continue
+        if key == "status":
+            values = [value] if isinstance(value, str) else value
+            if not isinstance(values, list | tuple | set) or not all(
+                    isinstance(v, str) for v in values):
+                raise ValueError(f"filter 'status' must be a status or a list of them, "
+                                 f"got {value!r}")
+            bad = [v for v in values if v not in DLQStatus.__members__.values()]
+            if bad:
+                raise ValueError(f"filter 'status' has unknown status(es) {bad}; allowed: "
+                                 f"{', '.join(s.value for s in DLQStatus)}")
+            out["status"] = tuple(sorted(set(values)))
+        elif key == "user_id":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"filter 'user_id' must be an int, got {value!r}")
+            out[key] = value
+        elif key in ("created_after", "created_before"):
+            out[key] = _datetime(key, value)
+        elif not isinstance(value, str):
+            raise ValueError(f"filter {key!r} must be a string, got {type(value).__name__}")
+        else:
+            out[key] = value
+    return EntryFilters(**out)
+
+
+# --- SLA thresholds ------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``"15m"``, ``"2h"``, ``"1.5d"``, ``"30s"`` or a number of seconds.
+
+    Raises:
+        ValueError: For anything else, or a duration that is not positive.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 1d)")
+        seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def parse_sla_thresholds(raw: str | dict[str, Any] | None) -> dict[str, float]:
+    """Parse ``DLQ_SLA_THRESHOLDS`` (JSON object: domain -> duration; ``*`` is the default).
+
+    Raises:
+        ValueError: Naming the domain whose value is malformed, or if the JSON is invalid.
+    """
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"SLA thresholds must be a JSON object: {err}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("SLA thresholds must be a JSON object of domain -> duration")
+    out = {}
+    for domain, value in raw.items():
+        try:
+            out[str(domain)] = parse_duration(value)
+        except ValueError as err:
+            raise ValueError(f"SLA threshold for {domain!r}: {err}") from None
+    return out
+
+
+# --- keyset cursors -------------------------------------------------------------------
+
+
+def encode_cursor(*, created_at: datetime, entry_id: str, filters: EntryFilters,
+                  secret: bytes) -> str:
+    """An opaque, signed cursor pointing after (created_at, id) in one listing."""
+    body = json.dumps([created_at.isoformat(), entry_id, filters.fingerprint()],
+                      separators=(",", ":")).encode()
+    sig = hmac.new(secret, body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(sig + body).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, filters: EntryFilters, secret: bytes) -> tuple[datetime, str]:
+    """Check a cursor's signature and listing, and return its (created_at, id).
+
+    Raises:
+        ValueError: If the cursor was forged, altered, truncated, or belongs
+            to a listing with other filters.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        sig, body = raw[:16], raw[16:]
+        if not hmac.compare_digest(sig, hmac.new(secret, body, hashlib.sha256).digest()[:16]):
+            raise ValueError("signature mismatch")
+        created, entry_id, fingerprint = json.loads(body)
+        when = datetime.fromisoformat(created)
+    except (ValueError, TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"invalid cursor (forged, altered or truncated): {err}") from None
+    if fingerprint != filters.fingerprint():
+        raise ValueError("invalid cursor: it belongs to a listing with other filters")
+    return when, entry_id
