@@ -245,7 +245,6 @@ class DevStack:
         return started
 
 
-
 # --- probes and process helpers ---------------------------------------------------
 
 

@@ -1,0 +1,38 @@
+# Temporal DLQ: `make run` starts a local stack with a demo; `make test` runs the checks.
+# Everything runs from the project's virtualenv (.venv), created on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Touched after a successful install: re-runs skip pip until pyproject.toml changes.
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+# Temporal dev server + DLQ worker + demo entries, until Ctrl-C (state in .dlq/).
+# Ports: DLQ_DEV_PORT (7233) and DLQ_DEV_UI_PORT (8233).
+run: venv
+	$(BIN)/python -m dlq._devstack
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python bench/store.py
+
+# Removes the virtualenv and local state (.dlq/: the dev server's database,
+# the SQLite read model, logs).
+clean:
+	rm -rf $(VENV) .dlq .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
