@@ -1,4 +1,4 @@
-"""List, queries, facets, stats and retention maintenance over the read model (SQLite and PostgreSQL)."""
+"""List, queries, facets, stats and retention over the read model (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
