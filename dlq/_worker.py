@@ -74,8 +74,13 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
     )
 
 
-async def ensure_maintenance_schedule(client: Client, config: DLQConfig) -> bool:
+async def ensure_maintenance_schedule(client: Client, config: DLQConfig, *,
+                                      schedule_id: str = MAINTENANCE_SCHEDULE_ID) -> bool:
     """Create the maintenance schedule unless it exists (safe from many workers at once).
+
+    The schedule starts ``DLQMaintenanceWorkflow`` every
+    ``config.maintenance_interval_hours``; overlapping runs are skipped. It
+    shows under Schedules in the Web UI, where operators can also trigger it.
 
     Returns:
         True if this call created it.
@@ -85,17 +90,17 @@ async def ensure_maintenance_schedule(client: Client, config: DLQConfig) -> bool
             MAINTENANCE_WORKFLOW,
             MaintenanceInput(retention_days=config.retention_days,
                              purge_after_days=config.purge_after_days),
-            id=MAINTENANCE_SCHEDULE_ID, task_queue=config.task_queue,
+            id=schedule_id, task_queue=config.task_queue,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
             every=timedelta(hours=config.maintenance_interval_hours))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     try:
-        await client.create_schedule(MAINTENANCE_SCHEDULE_ID, schedule)
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
         return False
-    log.info("created schedule %s (every %gh)", MAINTENANCE_SCHEDULE_ID,
+    log.info("created schedule %s (every %gh)", schedule_id,
              config.maintenance_interval_hours)
     return True
 
