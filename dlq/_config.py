@@ -40,6 +40,7 @@ class DLQSettings(BaseSettings):
     auto_replay: bool = True
     store_timeout: float = Field(5.0, gt=0)
     replay_timeout: float = Field(30.0, gt=0)
+    command_timeout: float = Field(90.0, gt=0)
     sla_thresholds: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     purge_after_days: int = Field(90, ge=1)
     maintenance_interval_hours: float = Field(24.0, gt=0)
@@ -83,6 +84,9 @@ class DLQConfig:
         auto_replay: Whether entries recommending ``replay`` are retried automatically.
         store_timeout: Seconds a sync store may take before it gives up.
         replay_timeout: Seconds a replay handler may run.
+        command_timeout: Seconds an operator command (retry, resolve...) waits
+            for its answer before raising ``DLQError``; keep it above
+            ``replay_timeout``.
         sla_thresholds: Domain -> seconds an open entry may age before it breaches
             its SLA; ``*`` applies to domains not listed. From JSON such as
             ``{"payment": "15m", "*": "24h"}``.
@@ -108,6 +112,7 @@ class DLQConfig:
     auto_replay: bool = True
     store_timeout: float = 5.0
     replay_timeout: float = 30.0
+    command_timeout: float = 90.0
     sla_thresholds: dict[str, float] = field(default_factory=dict)
     purge_after_days: int = 90
     maintenance_interval_hours: float = 24.0
@@ -122,7 +127,7 @@ class DLQConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"DLQConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("retry_delay", "expiry_hours", "store_timeout", "replay_timeout",
-                     "maintenance_interval_hours"):
+                     "command_timeout", "maintenance_interval_hours"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"DLQConfig.{name} must be > 0, got {getattr(self, name)!r}")
 

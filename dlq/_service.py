@@ -16,6 +16,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -203,7 +204,8 @@ class AsyncDLQService:
         except WorkflowAlreadyStartedError:
             # A retried store of an entry whose workflow already closed.
             return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
-        except TimeoutError:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # The SDK turns the timeout's cancellation into its own error.
             if await self._workflow_exists(wid):
                 return DLQEntryResult(
                     success=False, dlq_id=entry.dlq_id,
@@ -630,11 +632,11 @@ class AsyncDLQService:
         client = await self.get_client()
         handle = client.get_workflow_handle(workflow_id_for(pk))
         # Bounded: with no worker polling, an update would otherwise wait forever.
-        bound = self.config.replay_timeout + 60
+        bound = self.config.command_timeout
         try:
             return await asyncio.wait_for(
                 handle.execute_update(name, arg, result_type=result_type), timeout=bound)
-        except TimeoutError:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise DLQError(f"{name} of entry {pk} got no answer within {bound:g}s; is a DLQ "
                            f"worker running on task queue {self.config.task_queue!r}?") from None
         except WorkflowUpdateFailedError as err:
