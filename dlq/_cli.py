@@ -111,6 +111,28 @@ def resolve(
         raise typer.Exit(1)
 
 
+outbox_app = typer.Typer(help="The local outbox (DLQ_OUTBOX_PATH).", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("drain")
+def outbox_drain(timeout: Annotated[float, typer.Option(help="Give up after N seconds.")] = 60.0
+                 ) -> None:
+    """Deliver every outbox record to Temporal now."""
+    delivered = _run(lambda s: s.drain_outbox(timeout=timeout))
+    stats = _run(lambda s: s.get_capture_stats())
+    console.print(f"delivered {delivered}; {stats['outbox_depth']} left in {stats['outbox_path']}")
+    if stats["outbox_depth"]:
+        console.print(f"[yellow]last error[/yellow]: {stats['last_outbox_error']}")
+        raise typer.Exit(1)
+
+
+@outbox_app.command("stats")
+def outbox_stats() -> None:
+    """Outbox depth, oldest record age and failing records."""
+    _print_result(_run(lambda s: s.get_capture_stats()))
+
+
 @app.command("create-test-entry")
 def create_test_entry(domain: str = "test", failure_type: str = "TEST_FAILURE",
                       created_by: str = "cli") -> None:

@@ -14,6 +14,7 @@ from dlq._filters import parse_sla_thresholds
 __all__ = ["DLQConfig", "DLQSettings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///.dlq/dlq.db"
+DEFAULT_OUTBOX_PATH = ".dlq/outbox.db"
 
 
 class DLQSettings(BaseSettings):
@@ -46,6 +47,8 @@ class DLQSettings(BaseSettings):
     maintenance_interval_hours: float = Field(24.0, gt=0)
     maintenance_enabled: bool = True
     cursor_secret: str = ""
+    outbox_enabled: bool = False
+    outbox_path: str = DEFAULT_OUTBOX_PATH
 
     @field_validator("sla_thresholds", mode="before")
     @classmethod
@@ -96,6 +99,8 @@ class DLQConfig:
         maintenance_enabled: Whether the worker creates the maintenance schedule.
         cursor_secret: Key that signs list cursors; derived from the database
             URL when empty (set it in production).
+        outbox_enabled: Whether ``mode=None`` stores go through the outbox.
+        outbox_path: The local outbox file (one per host; the worker drains it too).
     """
 
     enabled: bool = True
@@ -118,6 +123,8 @@ class DLQConfig:
     maintenance_interval_hours: float = 24.0
     maintenance_enabled: bool = True
     cursor_secret: str = ""
+    outbox_enabled: bool = False
+    outbox_path: str = DEFAULT_OUTBOX_PATH
 
     def __post_init__(self) -> None:
         # Values built in code skip pydantic, so check the ones that would

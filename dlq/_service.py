@@ -32,6 +32,8 @@ from dlq._db import create_db_engine
 from dlq._entry import new_entry_input
 from dlq._errors import ERROR_TYPES, DLQEntryNotFoundError, DLQError, DLQStateConflictError
 from dlq._filters import decode_cursor, encode_cursor, parse_filters
+from dlq._outbox import Outbox
+from dlq._relay import Relay
 from dlq._repository import FailedOperationRepository, SQLModelRepository
 from dlq._state import RESOLVE_TARGETS
 from dlq._temporal import (
@@ -87,6 +89,9 @@ class AsyncDLQService:
         self._repository = repository
         self._client = client
         self._engine: Any = None
+        self._outbox: Outbox | None = None
+        self._relay: Relay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
 
     # --- plumbing -------------------------------------------------------------
 
@@ -116,7 +121,14 @@ class AsyncDLQService:
         return self._client
 
     async def close(self) -> None:
-        """Release the SQL engine this service created."""
+        """Stop the relay and release the SQL engine this service created."""
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            try:
+                await self._relay_task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+            self._relay_task = None
         if self._engine is not None:
             self._engine.dispose()
 
@@ -165,29 +177,102 @@ class AsyncDLQService:
                 anything else (``manual_check``...) waits for an operator.
             request: An HTTP request object; its method, path and request id
                 are kept in ``metadata["request"]``.
-            mode: ``"sync"`` or None. ``"async"`` (the outbox) is not available yet.
+            mode: ``"sync"``: wait for the workflow and the SQL row.
+                ``"async"``: append to the local outbox and return at once
+                with the id the entry will have; a relay delivers it.
+                None: ``"async"`` if ``DLQ_OUTBOX_ENABLED``, else ``"sync"``;
+                always ``"sync"`` with a ``request``.
 
         Returns:
-            DLQEntryResult with the outcome.
+            DLQEntryResult with the outcome. When a sync store fails, the
+            entry is kept in the outbox: ``dlq_id`` is set, ``fallback_path``
+            names the outbox file and the relay delivers it later.
 
         Raises:
-            ValueError: Naming the invalid field; nothing is written.
-            NotImplementedError: For ``mode="async"``.
+            ValueError: Naming the invalid field (nothing is written), or
+                ``mode="async"`` together with a ``request``.
         """
         if mode not in (None, "sync", "async"):
             raise ValueError(f"mode must be 'sync', 'async' or None, got {mode!r}")
+        if mode == "async" and request is not None:
+            raise ValueError("mode='async' cannot take a request object (it may not be shared "
+                             "across threads); use mode='sync' or drop request")
         if not self.is_enabled:
             return DLQEntryResult(success=False, error="DLQ disabled")
-        if mode == "async":
-            raise NotImplementedError(
-                "mode='async' (the local outbox) is not available yet; use mode='sync'"
-            )
+        if mode is None:
+            mode = "async" if self.config.outbox_enabled and request is None else "sync"
         entry = new_entry_input(
             domain, failure_type, entity_type, entity_id, user_id, error_code, error_message,
             snapshot_data, request_data, response_data, metadata, next_action_hint,
             recommended_action, request, config=self.config,
         )
+        if mode == "async":
+            return self._enqueue(entry)
         return await self._store(entry)
+
+    # --- outbox ------------------------------------------------------------------
+
+    @property
+    def outbox(self) -> Outbox:
+        """The local outbox (``config.outbox_path``), opened on first use."""
+        if self._outbox is None:
+            self._outbox = Outbox(self.config.outbox_path)
+        return self._outbox
+
+    def _enqueue(self, entry: EntryInput, error: str | None = None) -> DLQEntryResult:
+        """Keep ``entry`` in the outbox; ``error`` set means this is a sync fallback."""
+        try:
+            self.outbox.append(entry)
+        except Exception as err:  # noqa: BLE001 - report, never raise to the caller
+            log.error("DLQ outbox append failed for %s: %r", entry.dlq_id, err)
+            lost = f"outbox append failed: {type(err).__name__}: {err}"
+            return DLQEntryResult(success=False, error=f"{error}; {lost}" if error else lost)
+        self.start_relay()
+        if error is None:
+            return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
+        return DLQEntryResult(success=False, dlq_id=entry.dlq_id,
+                              error=f"{error}; kept in the outbox for the relay",
+                              fallback_path=str(self.outbox.path))
+
+    def start_relay(self) -> Relay:
+        """Run the relay for this service's outbox on the running loop (idempotent)."""
+        if self._relay is None:
+            self._relay = Relay(self.outbox, self.deliver, batch_size=100)
+        task = self._relay_task
+        if task is None or task.done():
+            try:
+                self._relay_task = asyncio.get_running_loop().create_task(self._relay.run())
+            except RuntimeError:  # no running loop: a drain will happen later
+                pass
+        self._relay.notify()
+        return self._relay
+
+    async def drain_outbox(self, *, timeout: float | None = None) -> int:
+        """Deliver every outbox record now (for operators); returns how many."""
+        if self._relay is None:
+            self._relay = Relay(self.outbox, self.deliver, batch_size=100)
+        return await self._relay.drain(timeout=timeout)
+
+    async def deliver(self, entry: EntryInput) -> None:
+        """Make sure the entry's workflow exists (idempotent; what the relay calls)."""
+        client = await self.get_client()
+        try:
+            await asyncio.wait_for(
+                client.start_workflow(ENTRY_WORKFLOW, entry, **self._start_options(entry)),
+                timeout=self.config.store_timeout)
+        except WorkflowAlreadyStartedError:
+            pass  # it exists and already closed: delivered
+
+    async def get_capture_stats(self) -> dict[str, Any]:
+        """Outbox depth, oldest record age and relay errors, so a stuck relay is visible."""
+        stats = await asyncio.to_thread(self.outbox.stats)
+        relay = self._relay
+        return {"outbox_path": str(self.outbox.path), "outbox_depth": stats.depth,
+                "oldest_outbox_age_seconds": stats.oldest_age_seconds,
+                "outbox_failing": stats.failing, "last_outbox_error": stats.last_error,
+                "relay_running": bool(self._relay_task and not self._relay_task.done()),
+                "relay_delivered": relay.delivered if relay else 0,
+                "relay_errors": relay.errors if relay else 0}
 
     async def _store(self, entry: EntryInput) -> DLQEntryResult:
         wid = workflow_id_for(entry.dlq_id)
@@ -207,33 +292,25 @@ class AsyncDLQService:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # The SDK turns the timeout's cancellation into its own error.
             if await self._workflow_exists(wid):
-                return DLQEntryResult(
-                    success=False, dlq_id=entry.dlq_id,
-                    error=f"entry workflow {wid} was started but its SQL row was not confirmed "
-                          f"within {bound:g}s (is a DLQ worker running on task queue "
-                          f"{self.config.task_queue!r}?); it is kept in Temporal",
-                )
-            return DLQEntryResult(
-                success=False,
-                error=f"Temporal at {self.config.temporal_address} did not accept the entry "
-                      f"within {bound:g}s; nothing was stored",
-            )
+                return self._enqueue(entry, error=(
+                    f"entry workflow {wid} was started but its SQL row was not confirmed "
+                    f"within {bound:g}s (is a DLQ worker running on task queue "
+                    f"{self.config.task_queue!r}?)"))
+            return self._enqueue(entry, error=(
+                f"Temporal at {self.config.temporal_address} did not accept the entry "
+                f"within {bound:g}s"))
         except _Unreachable as err:
-            return DLQEntryResult(
-                success=False,
-                error=f"cannot reach Temporal at {self.config.temporal_address}: {err.__cause__}; "
-                      "nothing was stored",
-            )
+            return self._enqueue(entry, error=(
+                f"cannot reach Temporal at {self.config.temporal_address}: {err.__cause__}"))
         except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
             log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
-            return DLQEntryResult(success=False,
-                                  error=f"DLQ store failed: {type(err).__name__}: {err}")
+            return self._enqueue(entry, error=f"DLQ store failed: {type(err).__name__}: {err}")
 
-    def _start_operation(self, entry: EntryInput) -> WithStartWorkflowOperation:
+    def _start_options(self, entry: EntryInput) -> dict[str, Any]:
         status, domain, failure_type, retries = SEARCH_ATTRIBUTES
         entity = f" {entry.entity_type}:{entry.entity_id}" if entry.entity_type else ""
-        return WithStartWorkflowOperation(
-            ENTRY_WORKFLOW, entry, id=workflow_id_for(entry.dlq_id),
+        return dict(
+            id=workflow_id_for(entry.dlq_id),
             task_queue=self.config.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # A closed entry is never re-created by a late or repeated start.
@@ -247,6 +324,9 @@ class AsyncDLQService:
             static_details=(f"**{entry.error_code or 'error'}**: {entry.error_message[:500]}\n\n"
                             f"recommended action: {entry.recommended_action or '-'}"),
         )
+
+    def _start_operation(self, entry: EntryInput) -> WithStartWorkflowOperation:
+        return WithStartWorkflowOperation(ENTRY_WORKFLOW, entry, **self._start_options(entry))
 
     async def _workflow_exists(self, wid: str) -> bool:
         if self._client is None:
@@ -790,6 +870,8 @@ class DLQService:
     cleanup_old_entries = _blocking(AsyncDLQService.cleanup_old_entries)
     get_cleanup_stats = _blocking(AsyncDLQService.get_cleanup_stats)
     run_maintenance = _blocking(AsyncDLQService.run_maintenance)
+    drain_outbox = _blocking(AsyncDLQService.drain_outbox)
+    get_capture_stats = _blocking(AsyncDLQService.get_capture_stats)
 
     def close(self) -> None:
         """Release the SQL engine and stop the private loop thread."""

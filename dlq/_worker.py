@@ -107,7 +107,9 @@ async def ensure_maintenance_schedule(client: Client, config: DLQConfig, *,
 
 async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
                      ready: asyncio.Event | None = None) -> None:
-    """Migrate, register search attributes and the schedule, and run the worker until cancelled.
+    """Migrate, register search attributes and the schedule, drain the outbox, run the worker.
+
+    Runs until cancelled.
 
     Args:
         config: Where Temporal and SQL are.
@@ -122,6 +124,9 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     if config.maintenance_enabled:
         await ensure_maintenance_schedule(client, config)
     worker = build_worker(client, task_queue=config.task_queue, engine=engine, config=config)
+    # Drain the outbox this worker is pointed at (entries stored while Temporal was away).
+    relay_service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
+    relay_service.start_relay()
     log.info("DLQ worker on %s/%s task queue %r; handlers from %s: %s",
              config.temporal_address, config.namespace, config.task_queue,
              modules or "-", registry.keys() or "none")

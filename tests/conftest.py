@@ -79,7 +79,7 @@ def temporal_address(temporal_env: WorkflowEnvironment) -> str:
 def base_configs(temporal_address: str, tmp_root: Path, pg_url: str | None) -> dict[str, DLQConfig]:
     """One configuration per SQL backend, each with its own task queue."""
     common = dict(temporal_address=temporal_address, retry_delay=0.5, store_timeout=15.0,
-                  replay_timeout=2.0)
+                  replay_timeout=2.0, outbox_path=str(tmp_root / "outbox.db"))
     configs = {"sqlite": DLQConfig(task_queue="dlq-sqlite",
                                    database_url=f"sqlite:///{tmp_root}/dlq.db", **common)}
     if pg_url:

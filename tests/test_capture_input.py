@@ -159,27 +159,62 @@ def test_disabled_store_writes_nothing(tmp_path: Path) -> None:
     assert _row_count(url) == 0
 
 
-def test_async_mode_not_available_yet_and_bad_mode(tmp_path: Path) -> None:
-    with DLQService(DLQConfig(database_url=f"sqlite:///{tmp_path}/d.db")) as svc:
-        with pytest.raises(NotImplementedError, match="mode='async'"):
-            svc.store_failure("payment", "PG_TIMEOUT", mode="async")
+def test_bad_mode_and_async_with_request(tmp_path: Path) -> None:
+    with DLQService(DLQConfig(database_url=f"sqlite:///{tmp_path}/d.db",
+                              outbox_path=str(tmp_path / "outbox.db"))) as svc:
+        with pytest.raises(ValueError, match="request"):
+            svc.store_failure("payment", "PG_TIMEOUT", mode="async", request=object())
         with pytest.raises(ValueError, match="mode"):
             svc.store_failure("payment", "PG_TIMEOUT", mode="later")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="domain"):
-            svc.store_failure("", "PG_TIMEOUT")
+            svc.store_failure("", "PG_TIMEOUT", mode="async")
+        assert svc.get_capture_stats()["outbox_depth"] == 0
 
 
-def test_unreachable_temporal_returns_failure_within_bound(tmp_path: Path) -> None:
+def test_unreachable_temporal_falls_back_to_the_outbox_within_bound(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/d.db"
     bound = 1.0
     config = DLQConfig(temporal_address=f"127.0.0.1:{_closed_port()}", store_timeout=bound,
-                       database_url=url)
+                       database_url=url, outbox_path=str(tmp_path / "outbox.db"))
     with DLQService(config) as svc:
         started = time.monotonic()
         result = svc.store_failure("payment", "PG_TIMEOUT", error_message="timeout")
         elapsed = timedelta(seconds=time.monotonic() - started)
-    assert result.success is False and result.dlq_id is None
-    assert "Temporal" in (result.error or "") and "nothing was stored" in (result.error or "")
+        stats = svc.get_capture_stats()
+    assert result.success is False and result.dlq_id
+    assert "cannot reach Temporal" in result.error and "kept in the outbox" in result.error
+    assert result.fallback_path == str(tmp_path / "outbox.db")
     # "Never hangs": generous slack over the bound, this is not a speed test.
     assert elapsed < timedelta(seconds=bound + 5)
-    assert _row_count(url) == 0
+    assert stats["outbox_depth"] == 1 and _row_count(url) == 0
+
+
+def test_async_mode_returns_the_pre_assigned_id_at_once(tmp_path: Path) -> None:
+    config = DLQConfig(temporal_address=f"127.0.0.1:{_closed_port()}",
+                       database_url=f"sqlite:///{tmp_path}/d.db",
+                       outbox_path=str(tmp_path / "outbox.db"), outbox_enabled=True)
+    with DLQService(config) as svc:
+        first = svc.store_failure("payment", "PG_TIMEOUT", mode="async")
+        second = svc.store_failure("payment", "PG_TIMEOUT")  # mode=None -> DLQ_OUTBOX_ENABLED
+        assert first.success and second.success and first.dlq_id != second.dlq_id
+        assert first.fallback_path is None
+        assert svc.get_capture_stats()["outbox_depth"] == 2
+
+
+def test_outbox_append_is_idempotent_and_claims_are_leased(tmp_path: Path) -> None:
+    from dlq._outbox import Outbox
+
+    box = Outbox(tmp_path / "o.db")
+    entry = new_entry_input(**valid(), config=DLQConfig())
+    box.append(entry)
+    box.append(entry)
+    assert box.stats().depth == 1
+    other = Outbox(tmp_path / "o.db")  # another process's view
+    claimed = box.claim(10, lease=60)
+    assert [r.dlq_id for r in claimed] == [entry.dlq_id] and claimed[0].entry == entry
+    assert other.claim(10) == []  # leased to the first owner
+    box.release(claimed[0].seq, "boom", retry_in=0)
+    again = other.claim(10)
+    assert again[0].attempts == 1 and box.stats().last_error == "boom"
+    other.delete([again[0].seq])
+    assert box.stats().depth == 0

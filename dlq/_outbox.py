@@ -1,0 +1,143 @@
+"""The local durable outbox: an embedded SQLite file that entries wait in.
+
+``mode="async"`` stores append here and return at once; a sync store that
+cannot reach Temporal (or SQL) falls back here. A relay drains the outbox into
+Temporal; a record leaves only after its entry's workflow exists, and
+re-delivery is idempotent because the workflow id comes from the record's
+pre-assigned ``dlq_id``.
+
+One file per host, safe for several processes: WAL mode, short write
+transactions, and relays that claim batches under a lease, so a crashed
+relay's claims expire and another picks them up.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlq._types import EntryInput
+
+__all__ = ["Outbox", "OutboxRecord", "OutboxStats"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    dlq_id TEXT NOT NULL UNIQUE,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    claimed_by TEXT,
+    claimed_until REAL NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_ready ON outbox (next_attempt_at, claimed_until, seq);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One waiting entry."""
+
+    seq: int
+    dlq_id: str
+    entry: EntryInput
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """Depth and age of the outbox, and how many records failed at least once."""
+
+    depth: int
+    oldest_age_seconds: float | None
+    failing: int
+    last_error: str | None
+
+
+class Outbox:
+    """An outbox file.
+
+    Args:
+        path: The SQLite file (created with its folder if missing).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        # sqlite3 connections must stay on their thread; keep one per thread.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def append(self, entry: EntryInput) -> None:
+        """Add an entry (a second append of the same ``dlq_id`` is a no-op)."""
+        self._conn().execute(
+            "INSERT OR IGNORE INTO outbox (dlq_id, payload, created_at) VALUES (?, ?, ?)",
+            (entry.dlq_id, entry.model_dump_json(), time.time()),
+        )
+
+    def claim(self, limit: int, *, lease: float = 60.0) -> list[OutboxRecord]:
+        """Take up to ``limit`` ready records for this owner for ``lease`` seconds."""
+        now = time.time()
+        rows = self._conn().execute(
+            """UPDATE outbox SET claimed_by = ?, claimed_until = ?
+               WHERE seq IN (SELECT seq FROM outbox
+                             WHERE next_attempt_at <= ? AND claimed_until <= ?
+                             ORDER BY seq LIMIT ?)
+               RETURNING seq, dlq_id, payload, attempts""",
+            (self.owner, now + lease, now, now, limit),
+        ).fetchall()
+        rows.sort()
+        return [OutboxRecord(seq, dlq_id, EntryInput.model_validate_json(payload), attempts)
+                for seq, dlq_id, payload, attempts in rows]
+
+    def delete(self, seqs: list[int]) -> None:
+        """Remove delivered records."""
+        if seqs:
+            self._conn().executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    def release(self, seq: int, error: str, *, retry_in: float) -> None:
+        """Give a record back after a failed delivery, to retry after ``retry_in`` seconds."""
+        self._conn().execute(
+            """UPDATE outbox SET claimed_by = NULL, claimed_until = 0, attempts = attempts + 1,
+               last_error = ?, next_attempt_at = ? WHERE seq = ?""",
+            (error[:2000], time.time() + retry_in, seq),
+        )
+
+    def stats(self) -> OutboxStats:
+        """Depth, oldest record age and failing records."""
+        depth, oldest, failing = self._conn().execute(
+            "SELECT count(*), min(created_at), count(*) FILTER (WHERE attempts > 0) FROM outbox"
+        ).fetchone()
+        last = self._conn().execute(
+            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL "
+            "ORDER BY next_attempt_at DESC LIMIT 1").fetchone()
+        return OutboxStats(depth=depth,
+                           oldest_age_seconds=(time.time() - oldest) if oldest else None,
+                           failing=failing, last_error=last[0] if last else None)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

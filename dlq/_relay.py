@@ -1,0 +1,107 @@
+"""The relay: drains an outbox into Temporal in batches, with bounded concurrency and backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from dlq._outbox import Outbox
+from dlq._types import EntryInput
+
+__all__ = ["Relay"]
+
+log = logging.getLogger("dlq.relay")
+
+
+class Relay:
+    """Moves outbox records into Temporal.
+
+    Args:
+        outbox: The outbox to drain.
+        deliver: Makes sure the entry's workflow exists (idempotent); raises if
+            it could not.
+        batch_size: Records claimed per round.
+        concurrency: Deliveries in flight at once.
+        idle_interval: Seconds between polls when the outbox is empty (an
+            in-process append wakes the relay at once).
+        max_backoff: Cap of the per-record retry delay while deliveries fail.
+    """
+
+    def __init__(self, outbox: Outbox, deliver: Callable[[EntryInput], Awaitable[object]], *,
+                 batch_size: int = 100, concurrency: int = 32, idle_interval: float = 1.0,
+                 max_backoff: float = 30.0) -> None:
+        self.outbox = outbox
+        self.deliver = deliver
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.idle_interval = idle_interval
+        self.max_backoff = max_backoff
+        self.delivered = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def notify(self) -> None:
+        """Wake the relay (safe from any thread)."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def drain_once(self) -> int:
+        """Claim one batch and deliver it; returns how many records were delivered."""
+        records = await asyncio.to_thread(self.outbox.claim, self.batch_size)
+        if not records:
+            return 0
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(record) -> int | None:  # noqa: ANN001
+            async with gate:
+                try:
+                    await self.deliver(record.entry)
+                    return record.seq
+                except Exception as err:  # noqa: BLE001 - retried with backoff
+                    self.errors += 1
+                    self.last_error = f"{type(err).__name__}: {err}"
+                    delay = min(self.max_backoff, 0.5 * 2 ** record.attempts)
+                    await asyncio.to_thread(self.outbox.release, record.seq, self.last_error,
+                                            retry_in=delay)
+                    return None
+
+        done = [s for s in await asyncio.gather(*(one(r) for r in records)) if s is not None]
+        await asyncio.to_thread(self.outbox.delete, done)
+        self.delivered += len(done)
+        if len(done) < len(records):
+            log.warning("relay: %d of %d deliveries failed (%s)", len(records) - len(done),
+                        len(records), self.last_error)
+        return len(done)
+
+    async def drain(self, *, timeout: float | None = None) -> int:
+        """Deliver until the outbox is empty (or ``timeout`` passes); returns how many."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        total = 0
+        while True:
+            total += await self.drain_once()
+            if (await asyncio.to_thread(self.outbox.stats)).depth == 0:
+                return total
+            if deadline is not None and time.monotonic() > deadline:
+                return total
+            await asyncio.sleep(0.2)
+
+    async def run(self) -> None:
+        """Drain forever (cancel to stop)."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        while True:
+            try:
+                delivered = await self.drain_once()
+            except Exception:  # noqa: BLE001 - e.g. the outbox file briefly locked
+                log.exception("relay round failed")
+                delivered = 0
+            if delivered == 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_interval)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
