@@ -77,6 +77,7 @@ class DLQEntryBase(SQLModel):
     retry_count: int = 0
     max_retries: int = 2
     occurrences: int = 1
+    dedup_key: str | None = Field(default=None, max_length=255)
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     resolution_type: str | None = Field(default=None, max_length=100)
     resolution_notes: str = Field(default="", sa_type=sa.Text)
@@ -90,6 +91,7 @@ class DLQEntryBase(SQLModel):
     resolved_at: datetime | None = _dt()
     closed_at: datetime | None = _dt()
     last_attempt_at: datetime | None = _dt()
+    last_seen_at: datetime | None = _dt()
 
 
 class DLQEntry(DLQEntryBase, table=True):
@@ -108,6 +110,7 @@ class DLQEntry(DLQEntryBase, table=True):
         sa.Index("ix_dlq_entries_user", "user_id"),
         sa.Index("ix_dlq_entries_status_expires", "status", "expires_at"),
         sa.Index("ix_dlq_entries_status_closed", "status", "closed_at"),
+        sa.Index("ix_dlq_entries_dedup", "domain", "failure_type", "dedup_key"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

@@ -92,11 +92,15 @@ def new_entry_input(
     config: DLQConfig | None = None,
     dlq_id: str | None = None,
     created_at: datetime | None = None,
+    dedup_key: str | None = None,
 ) -> EntryInput:
     """Validate a failure and build the input of its ``DLQEntryWorkflow``.
 
     ``store_failure`` uses it; services that run Temporal themselves use it
     to start the entry workflow from their own client or workflow.
+
+    With a ``dedup_key``, stores of the same (domain, failure_type,
+    dedup_key) while an entry is open become occurrences of that entry.
 
     Raises:
         ValueError: Naming the first invalid field.
@@ -108,6 +112,10 @@ def new_entry_input(
         if value is not None and (not isinstance(value, str) or len(value) > MAX_REF):
             raise ValueError(f"{field} must be a string of at most {MAX_REF} characters "
                              f"or None, got {value!r:.80}")
+    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key
+                                  or len(dedup_key) > MAX_REF):
+        raise ValueError(f"dedup_key must be a non-empty string of at most {MAX_REF} "
+                         f"characters or None, got {dedup_key!r:.80}")
     if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
         raise ValueError(f"user_id must be an int or None, got {user_id!r}")
     texts = {}
@@ -126,7 +134,7 @@ def new_entry_input(
     return EntryInput(
         dlq_id=dlq_id or new_dlq_id(),
         domain=domain, failure_type=failure_type, entity_type=entity_type,
-        entity_id=entity_id, user_id=user_id, **texts, **data,
+        entity_id=entity_id, user_id=user_id, **texts, **data, dedup_key=dedup_key,
         created_at=created_at or datetime.now(UTC),
         max_retries=config.max_replay_attempts, retry_delay=config.retry_delay,
         expiry_hours=config.expiry_hours, auto_replay=config.auto_replay,

@@ -60,7 +60,8 @@ LIST_COLUMNS = (
     "id", "workflow_id", "domain", "failure_type", "entity_type", "entity_id", "user_id",
     "error_code", "error_message", "status", "retry_count", "max_retries", "occurrences",
     "last_error", "recommended_action", "next_action_hint", "resolution_type", "version",
-    "created_at", "updated_at", "expires_at", "resolved_at", "closed_at", "last_attempt_at",
+    "dedup_key", "created_at", "updated_at", "expires_at", "resolved_at", "closed_at",
+    "last_attempt_at", "last_seen_at",
 )
 PURGE_CHUNK = 1000
 
@@ -68,12 +69,12 @@ PURGE_CHUNK = 1000
 MUTABLE_COLUMNS = (
     "status", "retry_count", "max_retries", "occurrences", "last_error", "resolution_type",
     "resolution_notes", "attempts", "version", "updated_at", "expires_at", "resolved_at",
-    "closed_at", "last_attempt_at",
+    "closed_at", "last_attempt_at", "last_seen_at",
 )
 DATA_COLUMNS = (
     "workflow_id", "domain", "failure_type", "entity_type", "entity_id", "user_id",
     "error_code", "error_message", "snapshot_data", "request_data", "response_data",
-    "next_action_hint", "recommended_action", "created_at",
+    "next_action_hint", "recommended_action", "created_at", "dedup_key",
 )
 
 

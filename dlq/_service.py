@@ -41,6 +41,7 @@ from dlq._temporal import (
     MAINTENANCE_WORKFLOW,
     SEARCH_ATTRIBUTES,
     connect,
+    entry_workflow_id,
     workflow_id_for,
 )
 from dlq._types import (
@@ -65,6 +66,7 @@ __all__ = ["AsyncDLQService", "DLQService", "get_dlq_service", "reset_dlq_servic
 
 log = logging.getLogger("dlq")
 T = TypeVar("T")
+DEDUP_IN_FLIGHT = 8
 REPLAY_RESULT_KEYS = ("success", "id", "retry_count", "previous_retry_count", "status", "message")
 
 
@@ -92,6 +94,7 @@ class AsyncDLQService:
         self._outbox: Outbox | None = None
         self._relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._dedup_gates: dict[str, list[Any]] = {}
 
     # --- plumbing -------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class AsyncDLQService:
         recommended_action: str = "",
         request: Any = None,
         mode: Literal["sync", "async"] | None = None,
+        *,
+        dedup_key: str | None = None,
     ) -> DLQEntryResult:
         """Store a failed operation in the DLQ.
 
@@ -182,6 +187,12 @@ class AsyncDLQService:
                 with the id the entry will have; a relay delivers it.
                 None: ``"async"`` if ``DLQ_OUTBOX_ENABLED``, else ``"sync"``;
                 always ``"sync"`` with a ``request``.
+            dedup_key: Groups repeats: while an entry with the same (domain,
+                failure_type, dedup_key) is open, a store adds an occurrence
+                to it (``occurrences``, ``last_seen_at``) and returns its id
+                instead of creating a second entry. Async stores with a dedup
+                key return ``dlq_id=None``: which entry they join is known
+                only on delivery.
 
         Returns:
             DLQEntryResult with the outcome. When a sync store fails, the
@@ -204,7 +215,7 @@ class AsyncDLQService:
         entry = new_entry_input(
             domain, failure_type, entity_type, entity_id, user_id, error_code, error_message,
             snapshot_data, request_data, response_data, metadata, next_action_hint,
-            recommended_action, request, config=self.config,
+            recommended_action, request, config=self.config, dedup_key=dedup_key,
         )
         if mode == "async":
             return self._enqueue(entry)
@@ -229,7 +240,8 @@ class AsyncDLQService:
             return DLQEntryResult(success=False, error=f"{error}; {lost}" if error else lost)
         self.start_relay()
         if error is None:
-            return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
+            return DLQEntryResult(success=True,
+                                  dlq_id=None if entry.dedup_key else entry.dlq_id)
         return DLQEntryResult(success=False, dlq_id=entry.dlq_id,
                               error=f"{error}; kept in the outbox for the relay",
                               fallback_path=str(self.outbox.path))
@@ -256,12 +268,55 @@ class AsyncDLQService:
     async def deliver(self, entry: EntryInput) -> None:
         """Make sure the entry's workflow exists (idempotent; what the relay calls)."""
         client = await self.get_client()
+        if entry.dedup_key:
+            # An occurrence must reach the open entry: the capture update counts it.
+            await asyncio.wait_for(self._capture(client, entry), timeout=self.config.store_timeout)
+            return
         try:
             await asyncio.wait_for(
                 client.start_workflow(ENTRY_WORKFLOW, entry, **self._start_options(entry)),
                 timeout=self.config.store_timeout)
         except WorkflowAlreadyStartedError:
             pass  # it exists and already closed: delivered
+
+    async def _capture(self, client: Client, entry: EntryInput) -> CaptureResult:
+        if not entry.dedup_key:
+            return await self._capture_once(client, entry)
+        # Temporal admits only a few in-flight updates per workflow (10 on the
+        # dev server); beyond that it answers RESOURCE_EXHAUSTED and the SDK
+        # backs off for seconds. Queue this process's occurrences of one hot
+        # key here instead.
+        wid = entry_workflow_id(entry)
+        gate = self._dedup_gates.get(wid)
+        if gate is None:
+            gate = self._dedup_gates[wid] = [asyncio.Semaphore(DEDUP_IN_FLIGHT), 0]
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                return await self._capture_once(client, entry)
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:
+                self._dedup_gates.pop(wid, None)
+
+    async def _capture_once(self, client: Client, entry: EntryInput) -> CaptureResult:
+        delay = 0.02
+        while True:
+            try:
+                return await client.execute_update_with_start_workflow(
+                    "capture", CaptureInput(dlq_id=entry.dlq_id),
+                    start_workflow_operation=self._start_operation(entry),
+                    id=f"capture-{entry.dlq_id}", result_type=CaptureResult,
+                )
+            except WorkflowUpdateFailedError as err:
+                # A hot dedup entry about to continue as new turns occurrences
+                # away for a moment; the new run takes them (callers bound us).
+                cause = err.cause
+                if not (isinstance(cause, ApplicationError)
+                        and cause.type == "ContinuingAsNew"):
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     async def get_capture_stats(self) -> dict[str, Any]:
         """Outbox depth, oldest record age and relay errors, so a stuck relay is visible."""
@@ -275,17 +330,13 @@ class AsyncDLQService:
                 "relay_errors": relay.errors if relay else 0}
 
     async def _store(self, entry: EntryInput) -> DLQEntryResult:
-        wid = workflow_id_for(entry.dlq_id)
+        wid = entry_workflow_id(entry)
         bound = self.config.store_timeout
         try:
             async with asyncio.timeout(bound):
                 client = await self.get_client()
-                await client.execute_update_with_start_workflow(
-                    "capture", CaptureInput(dlq_id=entry.dlq_id),
-                    start_workflow_operation=self._start_operation(entry),
-                    id=f"capture-{entry.dlq_id}", result_type=CaptureResult,
-                )
-            return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
+                captured = await self._capture(client, entry)
+            return DLQEntryResult(success=True, dlq_id=captured.dlq_id)
         except WorkflowAlreadyStartedError:
             # A retried store of an entry whose workflow already closed.
             return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
@@ -310,11 +361,13 @@ class AsyncDLQService:
         status, domain, failure_type, retries = SEARCH_ATTRIBUTES
         entity = f" {entry.entity_type}:{entry.entity_id}" if entry.entity_type else ""
         return dict(
-            id=workflow_id_for(entry.dlq_id),
+            id=entry_workflow_id(entry),
             task_queue=self.config.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A closed entry is never re-created by a late or repeated start.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # A closed entry is never re-created by a late or repeated start;
+            # a dedup key, though, opens a new entry once the last one closed.
+            id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if entry.dedup_key
+                             else WorkflowIDReusePolicy.REJECT_DUPLICATE),
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(status, "pending"), SearchAttributePair(domain, entry.domain),
                 SearchAttributePair(failure_type, entry.failure_type),
@@ -390,7 +443,7 @@ class AsyncDLQService:
             DLQReplayError: No handler is registered (no budget consumed), or
                 the replay failed unexpectedly (500).
         """
-        result = await self._update(pk, "retry", RetryInput(), ReplayResult)
+        result = await self._update(pk, "retry", RetryInput(dlq_id=pk), ReplayResult)
         return result.model_dump(mode="json", include=set(REPLAY_RESULT_KEYS))
 
     async def force_redrive_entry(self, pk: str, *, actor_id: str | None = None,
@@ -423,7 +476,8 @@ class AsyncDLQService:
             raise ValueError("force_redrive_entry requires a non-empty reason")
         result = await self._update(
             pk, "force_redrive",
-            ForceRedriveInput(actor_id=actor_id, reason=reason, ticket_url=ticket_url),
+            ForceRedriveInput(dlq_id=pk, actor_id=actor_id, reason=reason,
+                              ticket_url=ticket_url),
             ReplayResult,
         )
         return result.model_dump(mode="json", include=set(REPLAY_RESULT_KEYS))
@@ -444,7 +498,8 @@ class AsyncDLQService:
         _check_resolve_status(status)
         result = await self._update(
             pk, "resolve",
-            ResolveInput(notes=notes or "", resolution_type=resolution_type, status=status),
+            ResolveInput(dlq_id=pk, notes=notes or "", resolution_type=resolution_type,
+                         status=status),
             ResolveResult,
         )
         return result.model_dump(mode="json")
@@ -710,12 +765,21 @@ class AsyncDLQService:
         if not isinstance(pk, str) or not pk:
             raise DLQEntryNotFoundError(f"DLQ entry {pk!r} not found")
         client = await self.get_client()
-        handle = client.get_workflow_handle(workflow_id_for(pk))
         # Bounded: with no worker polling, an update would otherwise wait forever.
         bound = self.config.command_timeout
         try:
-            return await asyncio.wait_for(
-                handle.execute_update(name, arg, result_type=result_type), timeout=bound)
+            try:
+                return await asyncio.wait_for(client.get_workflow_handle(workflow_id_for(pk))
+                                              .execute_update(name, arg, result_type=result_type),
+                                              timeout=bound)
+            except RPCError as err:
+                # Entries with a dedup key live under a shared workflow id; SQL knows it.
+                detail = await self.get_entry(pk) if err.status == RPCStatusCode.NOT_FOUND else None
+                if not detail or detail["workflow_id"] == workflow_id_for(pk):
+                    raise
+                return await asyncio.wait_for(client.get_workflow_handle(detail["workflow_id"])
+                                              .execute_update(name, arg, result_type=result_type),
+                                              timeout=bound)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise DLQError(f"{name} of entry {pk} got no answer within {bound:g}s; is a DLQ "
                            f"worker running on task queue {self.config.task_queue!r}?") from None

@@ -46,12 +46,13 @@ def new_state(entry: EntryInput, *, workflow_id: str, now: datetime, rand: float
                 "domain", "failure_type", "entity_type", "entity_id", "user_id",
                 "error_code", "error_message", "snapshot_data", "request_data",
                 "response_data", "metadata", "next_action_hint", "recommended_action",
-                "retry_delay", "auto_replay", "replay_timeout",
+                "retry_delay", "auto_replay", "replay_timeout", "dedup_key",
             }
         ),
         max_retries=entry.max_retries,
         created_at=created_at,
         updated_at=created_at,
+        last_seen_at=created_at,
         expires_at=created_at + timedelta(hours=entry.expiry_hours),
     )
     _record(state, created_at, action="created", to_status=DLQStatus.PENDING,
@@ -205,6 +206,29 @@ def finish_attempt(state: EntryState, now: datetime, *, trigger: str, outcome: s
         _record(state, now, action="replay_failed", to_status=target, actor=actor,
                 reason=error or "", details=details)
     schedule_auto(state, now=now, rand=rand)
+
+
+def record_occurrence(state: EntryState, now: datetime) -> None:
+    """One more occurrence of a deduplicated failure.
+
+    Not a transition (the status stays), so no audit event: a hot failure
+    may recur thousands of times. The version still moves, so SQL follows.
+    """
+    state.occurrences += 1
+    state.last_seen_at = now
+    state.updated_at = now
+    state.version += 1
+
+
+def check_target(state: EntryState, dlq_id: str | None) -> None:
+    """A command names the entry it means; a later entry on the same workflow id is not it.
+
+    Raises:
+        TransitionRejected: If ``dlq_id`` is another entry (closed by now).
+    """
+    if dlq_id is not None and dlq_id != state.id:
+        raise TransitionRejected(
+            f"entry {dlq_id} is closed (its dedup key now belongs to entry {state.id})")
 
 
 def resolve(state: EntryState, now: datetime, *, status: str, notes: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -13,6 +14,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
+
+from dlq._types import EntryInput
 
 __all__ = [
     "ENTRY_WORKFLOW",
@@ -42,8 +45,24 @@ _INDEXED = {
 
 
 def workflow_id_for(dlq_id: str) -> str:
-    """The entry workflow id of ``dlq_id``."""
+    """The entry workflow id of ``dlq_id`` (entries without a dedup key)."""
     return f"{WORKFLOW_ID_PREFIX}{dlq_id}"
+
+
+def dedup_workflow_id(domain: str, failure_type: str, dedup_key: str) -> str:
+    """The workflow id shared by the successive entries of one dedup key.
+
+    Hashed, because a dedup key is caller data of any length and alphabet.
+    """
+    digest = hashlib.sha256(f"{domain}\0{failure_type}\0{dedup_key}".encode()).hexdigest()
+    return f"{WORKFLOW_ID_PREFIX}dedup-{digest[:40]}"
+
+
+def entry_workflow_id(entry: EntryInput) -> str:
+    """The workflow id an entry is started under."""
+    if entry.dedup_key:
+        return dedup_workflow_id(entry.domain, entry.failure_type, entry.dedup_key)
+    return workflow_id_for(entry.dlq_id)
 
 
 async def connect(address: str, namespace: str = "default") -> Client:

