@@ -41,8 +41,13 @@ class EntryActivities:
         The row changes only if ``input.state.version`` is newer than the
         stored one, so a late or repeated execution never moves it back.
         """
+        state = input.state
         with Session(self.engine) as session:
-            applied = repo.upsert_entry(session=session, state=input.state,
+            if input.include_data and state.payload_ref:
+                # The row gets the full data the workflow only references.
+                payload = repo.load_payload(session=session, entry_id=state.payload_ref) or {}
+                state = state.model_copy(update=payload)
+            applied = repo.upsert_entry(session=session, state=state,
                                         include_data=input.include_data)
             repo.append_audit_events(session=session, entry_id=input.state.id,
                                      events=input.events)
@@ -58,6 +63,12 @@ class EntryActivities:
         workflow records them as attempts.
         """
         entry = input.entry
+        if input.payload_ref:
+            payload = await asyncio.to_thread(self._load_payload, input.payload_ref)
+            if payload is None:
+                return ReplayHandlerResult(
+                    outcome="error", error=f"claim-checked data of {entry.id} is missing in SQL")
+            entry = entry.model_copy(update=payload)
         handler = self.handlers.find(entry.domain, entry.failure_type)
         if handler is None:
             return ReplayHandlerResult(
@@ -84,6 +95,11 @@ class EntryActivities:
             return ReplayHandlerResult(outcome="failure", error=f"{type(err).__name__}: {err}",
                                        duration_ms=_ms(started))
         return ReplayHandlerResult(outcome="success", duration_ms=_ms(started))
+
+
+    def _load_payload(self, entry_id: str) -> dict | None:
+        with Session(self.engine) as session:
+            return repo.load_payload(session=session, entry_id=entry_id)
 
 
 def _ms(started: float) -> float:

@@ -49,6 +49,8 @@ class DLQSettings(BaseSettings):
     cursor_secret: str = ""
     outbox_enabled: bool = False
     outbox_path: str = DEFAULT_OUTBOX_PATH
+    payload_inline_bytes: int = Field(256 * 1024, ge=1024, le=1024 * 1024)
+    payload_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 
     @field_validator("sla_thresholds", mode="before")
     @classmethod
@@ -101,6 +103,11 @@ class DLQConfig:
             URL when empty (set it in production).
         outbox_enabled: Whether ``mode=None`` stores go through the outbox.
         outbox_path: The local outbox file (one per host; the worker drains it too).
+        payload_inline_bytes: Data fields larger than this (JSON bytes, all four
+            together) wait in SQL and the workflow carries a reference
+            (Temporal rejects payloads over 2 MiB).
+        payload_max_bytes: Data larger than this is rejected before anything
+            is written.
     """
 
     enabled: bool = True
@@ -125,12 +132,15 @@ class DLQConfig:
     cursor_secret: str = ""
     outbox_enabled: bool = False
     outbox_path: str = DEFAULT_OUTBOX_PATH
+    payload_inline_bytes: int = 256 * 1024
+    payload_max_bytes: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
         # Values built in code skip pydantic, so check the ones that would
         # otherwise fail far from where they were set.
         object.__setattr__(self, "sla_thresholds", parse_sla_thresholds(self.sla_thresholds))
-        for name in ("max_replay_attempts", "batch_size", "retention_days", "purge_after_days"):
+        for name in ("max_replay_attempts", "batch_size", "retention_days", "purge_after_days",
+                     "payload_inline_bytes", "payload_max_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DLQConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("retry_delay", "expiry_hours", "store_timeout", "replay_timeout",

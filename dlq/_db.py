@@ -15,7 +15,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, SQLModel
 
-__all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "create_db_engine", "migrate"]
+__all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "DLQPayloadRow", "create_db_engine",
+           "migrate"]
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -133,6 +134,20 @@ class DLQAuditEventRow(SQLModel, table=True):
     from_status: str | None = Field(default=None, max_length=32)
     to_status: str | None = Field(default=None, max_length=32)
     details: dict[str, Any] = _json_column()
+
+
+class DLQPayloadRow(SQLModel, table=True):
+    """Data fields too large to travel through Temporal (a claim check).
+
+    Written by the client before the entry's workflow starts; the workflow
+    carries only the reference.
+    """
+
+    __tablename__ = "dlq_payloads"
+
+    entry_id: str = Field(primary_key=True, max_length=64)
+    data: dict[str, Any] = _json_column()
+    created_at: datetime = _dt(nullable=False)
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

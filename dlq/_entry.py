@@ -35,16 +35,18 @@ def _check_name(field: str, value: Any) -> str:
     return value
 
 
-def _check_data(field: str, value: Any) -> dict[str, Any]:
+def _check_data(field: str, value: Any) -> tuple[dict[str, Any], int]:
+    """The value as a reader will get it back, and its size in JSON bytes."""
     if value is None:
-        return {}
+        return {}, 2
     if not isinstance(value, dict):
         raise ValueError(f"{field} must be a dict or None, got {type(value).__name__}")
     try:
         # Round-trip so what is stored is exactly what a reader gets back.
-        return json.loads(json.dumps(value, allow_nan=False))
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{field} must be JSON-serialisable: {err}") from None
+    return json.loads(text), len(text.encode())
 
 
 def request_context(request: Any) -> dict[str, Any]:
@@ -126,8 +128,20 @@ def new_entry_input(
         if not isinstance(value, str):
             raise ValueError(f"{field} must be a string, got {type(value).__name__}")
         texts[field] = value
-    data = {field: _check_data(field, value) for field, value in zip(
+    checked = {field: _check_data(field, value) for field, value in zip(
         DATA_FIELDS, (snapshot_data, request_data, response_data, metadata), strict=True)}
+    data = {field: value for field, (value, _) in checked.items()}
+    data_bytes = sum(size for _, size in checked.values())
+    if data_bytes > config.payload_max_bytes:
+        sizes = ", ".join(f"{f} {size / 2**20:.1f} MiB" for f, (_, size) in checked.items())
+        raise ValueError(f"entry data is {data_bytes / 2**20:.1f} MiB ({sizes}), over the "
+                         f"{config.payload_max_bytes / 2**20:g} MiB limit (DLQ_PAYLOAD_MAX_BYTES)")
+    for field, value in (("error_message", texts["error_message"]),
+                         ("next_action_hint", texts["next_action_hint"])):
+        if len(value.encode()) > config.payload_inline_bytes:
+            raise ValueError(f"{field} is {len(value.encode())} bytes, over the "
+                             f"{config.payload_inline_bytes} byte limit; put details in "
+                             "snapshot_data or metadata")
     context = request_context(request)
     if context:
         data["metadata"] = {**data["metadata"], "request": context}
@@ -135,6 +149,7 @@ def new_entry_input(
         dlq_id=dlq_id or new_dlq_id(),
         domain=domain, failure_type=failure_type, entity_type=entity_type,
         entity_id=entity_id, user_id=user_id, **texts, **data, dedup_key=dedup_key,
+        data_bytes=data_bytes,
         created_at=created_at or datetime.now(UTC),
         max_retries=config.max_replay_attempts, retry_delay=config.retry_delay,
         expiry_hours=config.expiry_hours, auto_replay=config.auto_replay,

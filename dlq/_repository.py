@@ -8,7 +8,7 @@ through :class:`SQLModelRepository`. Tests call both directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from dlq._db import DLQAuditEventRow, DLQEntry, JSONType, UTCDateTime
+from dlq._db import DLQAuditEventRow, DLQEntry, DLQPayloadRow, JSONType, UTCDateTime
 from dlq._filters import EntryFilters
 from dlq._types import (
     CLOSED_STATUSES,
@@ -49,6 +49,8 @@ __all__ = [
     "entry_to_dict",
     "get_entry_row",
     "list_audit_events",
+    "load_payload",
+    "save_payload",
     "upsert_entry",
 ]
 
@@ -140,6 +142,22 @@ def append_audit_events(*, session: Session, entry_id: str, events: Sequence[Aud
     stmt = _insert(session, DLQAuditEventRow).values(rows)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["entry_id", "seq"]))
     return len(rows)
+
+
+PAYLOAD_FIELDS = ("snapshot_data", "request_data", "response_data", "metadata")
+
+
+def save_payload(*, session: Session, entry_id: str, data: dict[str, Any],
+                 now: datetime) -> None:
+    """Keep an entry's large data fields (idempotent: a second save changes nothing)."""
+    stmt = _insert(session, DLQPayloadRow).values(entry_id=entry_id, data=data, created_at=now)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["entry_id"]))
+
+
+def load_payload(*, session: Session, entry_id: str) -> dict[str, Any] | None:
+    """The data fields kept by :func:`save_payload`, or None."""
+    row = session.get(DLQPayloadRow, entry_id)
+    return dict(row.data) if row else None
 
 
 def get_entry_row(*, session: Session, entry_id: str) -> DLQEntry | None:
@@ -426,6 +444,7 @@ def purge_archived(*, session: Session, ids: Sequence[str] | None, cutoff: datet
         if not chunk:
             return purged
         session.execute(sa.delete(DLQAuditEventRow).where(DLQAuditEventRow.entry_id.in_(chunk)))
+        session.execute(sa.delete(DLQPayloadRow).where(DLQPayloadRow.entry_id.in_(chunk)))
         session.execute(sa.delete(DLQEntry).where(DLQEntry.id.in_(chunk)))
         purged += len(chunk)
 
@@ -478,6 +497,10 @@ class FailedOperationRepository(Protocol):
 
     def get_detail(self, entry_id: str) -> dict[str, Any] | None:
         """The entry as a JSON-safe dict with attempts and audit events, or None."""
+        ...
+
+    def save_payload(self, entry_id: str, data: dict[str, Any]) -> None:
+        """Keep an entry's large data fields before its workflow starts (claim check)."""
         ...
 
     def list_page(self, filters: EntryFilters, offset: int,
@@ -565,6 +588,13 @@ class SQLModelRepository:
             if row is None:
                 return None
             return entry_to_dict(row, list_audit_events(session=session, entry_id=entry_id))
+
+    def save_payload(self, entry_id: str, data: dict[str, Any]) -> None:
+        """Keep an entry's large data fields before its workflow starts (claim check)."""
+        with Session(self.engine) as session:
+            save_payload(session=session, entry_id=entry_id, data=data,
+                         now=datetime.now(UTC))
+            session.commit()
 
     def list_page(self, filters: EntryFilters, offset: int,
                   limit: int) -> tuple[list[dict[str, Any]], int]:

@@ -34,7 +34,7 @@ from dlq._errors import ERROR_TYPES, DLQEntryNotFoundError, DLQError, DLQStateCo
 from dlq._filters import decode_cursor, encode_cursor, parse_filters
 from dlq._outbox import Outbox
 from dlq._relay import Relay
-from dlq._repository import FailedOperationRepository, SQLModelRepository
+from dlq._repository import PAYLOAD_FIELDS, FailedOperationRepository, SQLModelRepository
 from dlq._state import RESOLVE_TARGETS
 from dlq._temporal import (
     ENTRY_WORKFLOW,
@@ -268,6 +268,7 @@ class AsyncDLQService:
     async def deliver(self, entry: EntryInput) -> None:
         """Make sure the entry's workflow exists (idempotent; what the relay calls)."""
         client = await self.get_client()
+        entry = await self._claim_check(entry)
         if entry.dedup_key:
             # An occurrence must reach the open entry: the capture update counts it.
             await asyncio.wait_for(self._capture(client, entry), timeout=self.config.store_timeout)
@@ -329,13 +330,22 @@ class AsyncDLQService:
                 "relay_delivered": relay.delivered if relay else 0,
                 "relay_errors": relay.errors if relay else 0}
 
+    async def _claim_check(self, entry: EntryInput) -> EntryInput:
+        """Move data too large for Temporal into SQL; the workflow gets a reference."""
+        if entry.payload_ref or entry.data_bytes <= self.config.payload_inline_bytes:
+            return entry
+        data = {f: getattr(entry, f) for f in PAYLOAD_FIELDS}
+        await asyncio.to_thread(self.repository.save_payload, entry.dlq_id, data)
+        return entry.model_copy(update={**{f: {} for f in PAYLOAD_FIELDS},
+                                        "payload_ref": entry.dlq_id})
+
     async def _store(self, entry: EntryInput) -> DLQEntryResult:
         wid = entry_workflow_id(entry)
         bound = self.config.store_timeout
         try:
             async with asyncio.timeout(bound):
                 client = await self.get_client()
-                captured = await self._capture(client, entry)
+                captured = await self._capture(client, await self._claim_check(entry))
             return DLQEntryResult(success=True, dlq_id=captured.dlq_id)
         except WorkflowAlreadyStartedError:
             # A retried store of an entry whose workflow already closed.

@@ -46,7 +46,7 @@ def new_state(entry: EntryInput, *, workflow_id: str, now: datetime, rand: float
                 "domain", "failure_type", "entity_type", "entity_id", "user_id",
                 "error_code", "error_message", "snapshot_data", "request_data",
                 "response_data", "metadata", "next_action_hint", "recommended_action",
-                "retry_delay", "auto_replay", "replay_timeout", "dedup_key",
+                "retry_delay", "auto_replay", "replay_timeout", "dedup_key", "payload_ref",
             }
         ),
         max_retries=entry.max_retries,

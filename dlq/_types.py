@@ -258,6 +258,7 @@ class EntryState(FailedOperationData):
     closed_at: datetime | None = None
     resolution_type: str | None = None
     resolution_notes: str = ""
+    payload_ref: str | None = None
     attempts: list[AttemptRecord] = Field(default_factory=list)
     audit: list[AuditEvent] = Field(default_factory=list)
     audit_seq: int = 0
@@ -292,6 +293,8 @@ class EntryInput(BaseModel):
     next_action_hint: str = ""
     recommended_action: str = ""
     dedup_key: str | None = None
+    payload_ref: str | None = None
+    data_bytes: int = 0
     created_at: datetime | None = None
     max_retries: int = 2
     retry_delay: float = 60
@@ -390,10 +393,15 @@ class ResolveResult(BaseModel):
 
 
 class ReplayHandlerInput(BaseModel):
-    """Input of the ``run_replay_handler`` activity."""
+    """Input of the ``run_replay_handler`` activity.
+
+    ``payload_ref`` set means the data fields were too large for Temporal and
+    wait in SQL (a claim check); the activity loads them for the handler.
+    """
 
     entry: FailedOperationData
     timeout: float = 30
+    payload_ref: str | None = None
 
 
 class ReplayHandlerResult(BaseModel):

@@ -57,3 +57,15 @@ async def slow(entry: dlq.FailedOperationData) -> None:
     """Sleeps longer than the replay timeout the tests configure."""
     _count(entry)
     await asyncio.sleep(float(entry.snapshot_data.get("sleep", 5)))
+
+
+@dlq.replay_handler("t-big")
+def check_big(entry: dlq.FailedOperationData) -> None:
+    """Succeeds only if the snapshot arrived intact (its digest is in metadata)."""
+    import hashlib
+    import json
+
+    _count(entry)
+    digest = hashlib.sha256(json.dumps(entry.snapshot_data, sort_keys=True).encode()).hexdigest()
+    if digest != entry.metadata["sha256"]:
+        raise ValueError(f"snapshot damaged: {digest} != {entry.metadata['sha256']}")

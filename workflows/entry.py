@@ -258,7 +258,8 @@ class DLQEntryWorkflow:
         try:
             outcome = await workflow.execute_activity(
                 "run_replay_handler",
-                ReplayHandlerInput(entry=s.to_data(), timeout=s.replay_timeout),
+                ReplayHandlerInput(entry=s.to_data(), timeout=s.replay_timeout,
+                                   payload_ref=s.payload_ref),
                 result_type=ReplayHandlerResult,
                 start_to_close_timeout=timedelta(seconds=s.replay_timeout + 30),
                 retry_policy=REPLAY_RETRY,
