@@ -17,7 +17,9 @@ from dlq._service import (
     store_to_dlq,
 )
 from dlq._temporal import ENTRY_WORKFLOW, workflow_id_for
+from dlq._throttle import AdaptiveThrottle, Permit, Refusal
 from dlq._types import (
+    BulkReplayProgress,
     DLQBatchReplayStats,
     DLQEntryResult,
     DLQStatus,
@@ -29,6 +31,7 @@ from dlq._types import (
 
 __all__ = [
     "ENTRY_WORKFLOW",
+    "AdaptiveThrottle",
     "AsyncDLQService",
     "DLQBatchReplayStats",
     "DLQConfig",
@@ -45,7 +48,10 @@ __all__ = [
     "EntryInput",
     "FailedOperationData",
     "FailedOperationRepository",
+    "BulkReplayProgress",
     "HandlerRegistry",
+    "Permit",
+    "Refusal",
     "SQLModelRepository",
     "get_dlq_service",
     "new_dlq_id",

@@ -150,6 +150,15 @@ class DLQPayloadRow(SQLModel, table=True):
     created_at: datetime = _dt(nullable=False)
 
 
+class DLQBulkItemRow(SQLModel, table=True):
+    """One entry of a bulk redrive's frozen set, fixed when the redrive starts."""
+
+    __tablename__ = "dlq_bulk_items"
+
+    bulk_id: str = Field(primary_key=True, max_length=64)
+    entry_id: str = Field(primary_key=True, max_length=64)
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url``, tuned for several processes on SQLite.
 

@@ -16,7 +16,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from dlq._db import DLQAuditEventRow, DLQEntry, DLQPayloadRow, JSONType, UTCDateTime
+from dlq._db import (
+    DLQAuditEventRow,
+    DLQBulkItemRow,
+    DLQEntry,
+    DLQPayloadRow,
+    JSONType,
+    UTCDateTime,
+)
 from dlq._filters import EntryFilters
 from dlq._types import (
     CLOSED_STATUSES,
@@ -32,6 +39,8 @@ __all__ = [
     "SQLModelRepository",
     "append_audit_events",
     "archive_closed",
+    "bulk_breakdown",
+    "bulk_page_ids",
     "cleanup_counts",
     "count_archived_older_than",
     "count_entries",
@@ -42,6 +51,7 @@ __all__ = [
     "find_expired",
     "find_open",
     "find_sla_breached",
+    "freeze_bulk_set",
     "mark_expired",
     "purge_archived",
     "stats",
@@ -483,6 +493,55 @@ def cleanup_counts(*, session: Session, now: datetime, retention_days: int,
     return dict(session.execute(sa.select(*cols)).one()._mapping)
 
 
+# --- bulk redrive ----------------------------------------------------------------------
+
+
+def _bulk_conditions(filters: EntryFilters) -> list[Any]:
+    conds = _conditions(filters)
+    if not filters.status:
+        # Without a status, a redrive means what a retry can take.
+        conds += [DLQEntry.status == DLQStatus.PENDING.value,
+                  DLQEntry.retry_count < DLQEntry.max_retries]
+    return conds
+
+
+def freeze_bulk_set(*, session: Session, bulk_id: str, filters: EntryFilters) -> int:
+    """Fix the entries a redrive will replay, in one statement; idempotent per ``bulk_id``.
+
+    Entries that match later are not swept in. Returns the size of the set.
+    """
+    exists = session.execute(sa.select(sa.func.count()).select_from(DLQBulkItemRow)
+                             .where(DLQBulkItemRow.bulk_id == bulk_id)).scalar_one()
+    if not exists:
+        source = sa.select(sa.literal(bulk_id), DLQEntry.id).where(*_bulk_conditions(filters))
+        session.execute(sa.insert(DLQBulkItemRow).from_select(["bulk_id", "entry_id"], source))
+    return session.execute(sa.select(sa.func.count()).select_from(DLQBulkItemRow)
+                           .where(DLQBulkItemRow.bulk_id == bulk_id)).scalar_one()
+
+
+def bulk_page_ids(*, session: Session, bulk_id: str, after: str, limit: int) -> list[str]:
+    """The next ``limit`` ids of a frozen set after ``after`` (id order)."""
+    stmt = (sa.select(DLQBulkItemRow.entry_id)
+            .where(DLQBulkItemRow.bulk_id == bulk_id, DLQBulkItemRow.entry_id > after)
+            .order_by(DLQBulkItemRow.entry_id).limit(limit))
+    return list(session.execute(stmt).scalars())
+
+
+def bulk_breakdown(*, session: Session, filters: EntryFilters,
+                   sample: int = 10) -> dict[str, Any]:
+    """What a redrive with ``filters`` would take: count, by domain/failure type, a sample."""
+    conds = _bulk_conditions(filters)
+    groups = session.execute(
+        sa.select(DLQEntry.domain, DLQEntry.failure_type, sa.func.count()).where(*conds)
+        .group_by(DLQEntry.domain, DLQEntry.failure_type)).all()
+    rows = _list_rows(session, _list_select().where(*conds).order_by(*NEWEST_FIRST)
+                      .limit(sample))
+    return {"count": sum(n for _, _, n in groups),
+            "by_domain_failure_type": [{"domain": d, "failure_type": f, "count": n}
+                                       for d, f, n in groups],
+            "sample": rows}
+
+
 @runtime_checkable
 class FailedOperationRepository(Protocol):
     """The SQL side of the DLQ, replaceable through ``DLQService(repository=...)``.
@@ -506,6 +565,18 @@ class FailedOperationRepository(Protocol):
     def list_page(self, filters: EntryFilters, offset: int,
                   limit: int) -> tuple[list[dict[str, Any]], int]:
         """One page of list rows (newest first) and the total count."""
+        ...
+
+    def freeze_bulk_set(self, bulk_id: str, filters: EntryFilters) -> int:
+        """Fix a redrive's entry set; returns its size."""
+        ...
+
+    def bulk_page_ids(self, bulk_id: str, after: str, limit: int) -> list[str]:
+        """The next page of a frozen set."""
+        ...
+
+    def bulk_breakdown(self, filters: EntryFilters) -> dict[str, Any]:
+        """What a redrive would take (for ``dry_run``)."""
         ...
 
     def list_after(self, filters: EntryFilters, after: tuple[datetime, str] | None,
@@ -602,6 +673,23 @@ class SQLModelRepository:
         with self._read() as session:
             return (find_entries(session=session, filters=filters, offset=offset, limit=limit),
                     count_entries(session=session, filters=filters))
+
+    def freeze_bulk_set(self, bulk_id: str, filters: EntryFilters) -> int:
+        """Fix a redrive's entry set; returns its size."""
+        with Session(self.engine) as session:
+            total = freeze_bulk_set(session=session, bulk_id=bulk_id, filters=filters)
+            session.commit()
+            return total
+
+    def bulk_page_ids(self, bulk_id: str, after: str, limit: int) -> list[str]:
+        """The next page of a frozen set."""
+        with self._read() as session:
+            return bulk_page_ids(session=session, bulk_id=bulk_id, after=after, limit=limit)
+
+    def bulk_breakdown(self, filters: EntryFilters) -> dict[str, Any]:
+        """What a redrive would take (for ``dry_run``)."""
+        with self._read() as session:
+            return bulk_breakdown(session=session, filters=filters)
 
     def list_after(self, filters: EntryFilters, after: tuple[datetime, str] | None,
                    limit: int) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dlq._config import DLQConfig
 from dlq._db import create_db_engine
-from dlq._entry import new_entry_input
+from dlq._entry import new_entry_input, request_context
 from dlq._errors import ERROR_TYPES, DLQEntryNotFoundError, DLQError, DLQStateConflictError
 from dlq._filters import decode_cursor, encode_cursor, parse_filters
 from dlq._outbox import Outbox
@@ -37,6 +38,7 @@ from dlq._relay import Relay
 from dlq._repository import PAYLOAD_FIELDS, FailedOperationRepository, SQLModelRepository
 from dlq._state import RESOLVE_TARGETS
 from dlq._temporal import (
+    BULK_WORKFLOW,
     ENTRY_WORKFLOW,
     MAINTENANCE_WORKFLOW,
     SEARCH_ATTRIBUTES,
@@ -44,12 +46,18 @@ from dlq._temporal import (
     entry_workflow_id,
     workflow_id_for,
 )
+from dlq._throttle import AdaptiveThrottle
 from dlq._types import (
+    BulkReplayInput,
+    BulkReplayProgress,
     CaptureInput,
     CaptureResult,
     CleanupStats,
+    DLQBatchReplayStats,
     DLQEntryResult,
     DLQStatus,
+    DLQThrottleBatchReplayResult,
+    DLQThrottleReplayResult,
     EntryInput,
     FailedOperationData,
     ForceRedriveInput,
@@ -456,6 +464,20 @@ class AsyncDLQService:
         result = await self._update(pk, "retry", RetryInput(dlq_id=pk), ReplayResult)
         return result.model_dump(mode="json", include=set(REPLAY_RESULT_KEYS))
 
+    async def retry_entry_as(self, pk: str, *, actor: str | None, reason: str = "",
+                             trigger: Literal["manual", "bulk"] = "manual",
+                             update_id: str | None = None) -> dict[str, Any]:
+        """:meth:`retry_entry` on behalf of someone, recorded in the audit trail.
+
+        Bulk redrives use it with ``trigger="bulk"`` and one ``update_id`` per
+        (redrive, entry): Temporal runs an update id once, so a repeated call
+        never replays twice.
+        """
+        result = await self._update(
+            pk, "retry", RetryInput(dlq_id=pk, actor=actor, reason=reason, trigger=trigger),
+            ReplayResult, update_id=update_id)
+        return result.model_dump(mode="json", include=set(REPLAY_RESULT_KEYS))
+
     async def force_redrive_entry(self, pk: str, *, actor_id: str | None = None,
                                   reason: str = "",
                                   ticket_url: str | None = None) -> dict[str, Any]:
@@ -556,6 +578,190 @@ class AsyncDLQService:
     async def get_entry_by_id(self, dlq_id: str) -> FailedOperationData | None:
         """One entry as :class:`FailedOperationData`, or None."""
         return await asyncio.to_thread(self.repository.get, dlq_id)
+
+    # --- replay (reference operations) and bulk redrive ---------------------------
+
+    async def replay(self, domain: str | None = None, batch_size: int = 50,
+                     request: Any = None) -> DLQBatchReplayStats:
+        """Replay up to ``batch_size`` replayable entries (oldest first), one by one.
+
+        Args:
+            domain: Only this domain.
+            batch_size: How many entries at most.
+            request: An HTTP request; its method and path are recorded as the actor.
+
+        Returns:
+            DLQBatchReplayStats: ``processed``, ``success``, ``failed``,
+            ``skipped`` (changed state meanwhile) and ``errors``.
+        """
+        actor = _request_actor(request)
+        stats = DLQBatchReplayStats()
+        for entry in await self.get_replayable_entries(domain, limit=_limit(batch_size)):
+            stats.processed += 1
+            try:
+                out = await self.retry_entry_as(entry.id, actor=actor, reason="batch replay")
+            except DLQStateConflictError:
+                stats.skipped += 1
+                continue
+            except DLQError as err:
+                stats.failed += 1
+                stats.errors.append(f"{entry.id}: {err}")
+                continue
+            if out["success"]:
+                stats.success += 1
+            else:
+                stats.failed += 1
+                stats.errors.append(f"{entry.id}: {out['message']}")
+        return stats
+
+    async def replay_throttle_aware(self, entry_id: str,
+                                    throttle: AdaptiveThrottle) -> DLQThrottleReplayResult:
+        """Replay one entry if it is alive, has budget and the throttle grants a permit.
+
+        Checked in this order: ``expires_at``, the retry budget, a throttle
+        permit, then the replay itself. A refused permit returns
+        ``retry_after`` and stores nothing new.
+        """
+        entry = await self.get_entry_by_id(entry_id)
+        if entry is None:
+            return DLQThrottleReplayResult(success=False, entry_id=entry_id,
+                                           error=f"DLQ entry {entry_id} not found")
+        if entry.expires_at and entry.expires_at <= _now():
+            return DLQThrottleReplayResult(success=False, entry_id=entry_id,
+                                           error=f"entry expired at {entry.expires_at}")
+        if not entry.can_retry:
+            return DLQThrottleReplayResult(
+                success=False, entry_id=entry_id,
+                error=f"entry is {entry.status} with {entry.retry_count}/{entry.max_retries} "
+                      "attempts used; not retryable")
+        permit = throttle.acquire()
+        if not hasattr(permit, "release"):
+            return DLQThrottleReplayResult(success=False, entry_id=entry_id,
+                                           error=f"throttled: {permit.reason}",
+                                           retry_after=permit.retry_after)
+        started = time.monotonic()
+        try:
+            out = await self.retry_entry(entry_id)
+        except DLQError as err:
+            permit.release(success=isinstance(err, DLQStateConflictError),
+                           latency=time.monotonic() - started, error=str(err))
+            return DLQThrottleReplayResult(success=False, entry_id=entry_id, error=str(err))
+        permit.release(success=out["success"], latency=time.monotonic() - started,
+                       error=None if out["success"] else out["message"])
+        return DLQThrottleReplayResult(success=out["success"], entry_id=entry_id,
+                                       error=None if out["success"] else out["message"])
+
+    async def replay_all_throttle_aware(self, throttle: AdaptiveThrottle,
+                                        domain: str | None = None, batch_size: int = 10,
+                                        max_entries: int = 100
+                                        ) -> DLQThrottleBatchReplayResult:
+        """Replay replayable entries in batches, checking throttle health before each batch.
+
+        Stops early on ``emergency`` with ``early_stop_reason``. Entries the
+        throttle refuses are counted as ``skipped``.
+        """
+        result = DLQThrottleBatchReplayResult()
+        entries = await self.get_replayable_entries(domain, limit=_limit(max_entries))
+        size = _limit(batch_size)
+        for start in range(0, len(entries), size):
+            if throttle.health == "emergency":
+                result.early_stop_reason = f"throttle in emergency after {result.total} entries"
+                break
+            outcomes = await asyncio.gather(*(self.replay_throttle_aware(e.id, throttle)
+                                              for e in entries[start:start + size]))
+            for out in outcomes:
+                result.total += 1
+                if out.success:
+                    result.succeeded += 1
+                elif out.retry_after is not None:
+                    result.skipped += 1
+                else:
+                    result.failed += 1
+        return result
+
+    async def bulk_replay(self, filters: dict[str, Any] | None = None, *,
+                          rate_per_second: float | None = None, throttle: bool = True,
+                          dry_run: bool = False, canary: int = 0,
+                          canary_min_success: float = 0.9, actor_id: str | None = None,
+                          reason: str = "", page_size: int = 50) -> dict[str, Any]:
+        """Redrive every entry matching ``filters`` as a durable ``BulkReplayWorkflow``.
+
+        The filter is resolved to a frozen set of ids when the redrive starts
+        (later entries are not swept in). Without a ``status`` filter it takes
+        the replayable entries (``pending`` with budget left).
+
+        Args:
+            filters: As for :meth:`list_entries`.
+            rate_per_second: Ceiling on replays per second (None: no ceiling).
+            throttle: Adapt concurrency to the downstream's health (AIMD) and
+                stop early on emergency.
+            dry_run: Only report ``count``, a breakdown by domain and failure
+                type, and a ``sample``; nothing changes.
+            canary: Replay this many first; continue only if at least
+                ``canary_min_success`` of them succeed.
+            canary_min_success: Success ratio the canary needs, 0..1.
+            actor_id: Who runs the redrive (recorded on every entry touched).
+            reason: Why (recorded on every entry touched).
+            page_size: Entries per page (pause and cancel act between pages).
+
+        Returns:
+            The dry-run report, or ``{"workflow_id", "bulk_id", "total"}`` of
+            the started redrive (follow it with :meth:`get_bulk_replay`).
+
+        Raises:
+            ValueError: Bad arguments, checked before anything starts.
+        """
+        parsed = parse_filters(filters)
+        if rate_per_second is not None and (isinstance(rate_per_second, bool)
+                                            or rate_per_second <= 0):
+            raise ValueError(f"rate_per_second must be > 0 or None, got {rate_per_second!r}")
+        if _int("canary", canary) < 0:
+            raise ValueError(f"canary must be >= 0, got {canary}")
+        if not 0 <= canary_min_success <= 1:
+            raise ValueError(f"canary_min_success must be within 0..1, got {canary_min_success}")
+        if not 1 <= _int("page_size", page_size) <= 1000:
+            raise ValueError(f"page_size must be within 1..1000, got {page_size}")
+        if not dry_run and not (actor_id or "").strip():
+            raise ValueError("bulk_replay requires actor_id")
+        if not dry_run and not (reason or "").strip():
+            raise ValueError("bulk_replay requires a non-empty reason")
+        preview = await self._sql("bulk_breakdown", parsed)
+        if dry_run:
+            return {"dry_run": True, **preview}
+        if canary > preview["count"]:
+            raise ValueError(f"canary ({canary}) is larger than the set ({preview['count']})")
+        bulk_id = uuid.uuid4().hex
+        client = await self.get_client()
+        handle = await client.start_workflow(
+            BULK_WORKFLOW,
+            BulkReplayInput(bulk_id=bulk_id, filters=filters or {}, actor_id=actor_id,
+                            reason=reason, rate_per_second=rate_per_second, throttle=throttle,
+                            canary=canary, canary_min_success=canary_min_success,
+                            page_size=page_size),
+            id=f"dlq-bulk-{bulk_id}", task_queue=self.config.task_queue,
+            static_summary=f"bulk redrive by {actor_id}: {reason[:100]}",
+        )
+        return {"workflow_id": handle.id, "bulk_id": bulk_id, "total": preview["count"]}
+
+    async def get_bulk_replay(self, workflow_id: str) -> BulkReplayProgress:
+        """Progress of a bulk redrive (works while it runs and after it ended)."""
+        client = await self.get_client()
+        return await client.get_workflow_handle(workflow_id).query(
+            "get_progress", result_type=BulkReplayProgress)
+
+    async def wait_bulk_replay(self, workflow_id: str) -> BulkReplayProgress:
+        """Wait for a bulk redrive to end and return its final progress."""
+        client = await self.get_client()
+        return await client.get_workflow_handle(workflow_id,
+                                                result_type=BulkReplayProgress).result()
+
+    async def signal_bulk_replay(self, workflow_id: str,
+                                 command: Literal["pause", "resume", "cancel"]) -> None:
+        """Pause, resume or cancel a bulk redrive (acts between pages)."""
+        if command not in ("pause", "resume", "cancel"):
+            raise ValueError(f"command must be pause, resume or cancel, got {command!r}")
+        client = await self.get_client()
+        await client.get_workflow_handle(workflow_id).signal(command)
 
     # --- lists and queries (SQL) -------------------------------------------------
 
@@ -771,7 +977,8 @@ class AsyncDLQService:
             task_queue=self.config.task_queue, result_type=MaintenanceResult,
         )
 
-    async def _update(self, pk: str, name: str, arg: Any, result_type: type[T]) -> T:
+    async def _update(self, pk: str, name: str, arg: Any, result_type: type[T], *,
+                      update_id: str | None = None) -> T:
         if not isinstance(pk, str) or not pk:
             raise DLQEntryNotFoundError(f"DLQ entry {pk!r} not found")
         client = await self.get_client()
@@ -780,7 +987,8 @@ class AsyncDLQService:
         try:
             try:
                 return await asyncio.wait_for(client.get_workflow_handle(workflow_id_for(pk))
-                                              .execute_update(name, arg, result_type=result_type),
+                                              .execute_update(name, arg, id=update_id,
+                                                              result_type=result_type),
                                               timeout=bound)
             except RPCError as err:
                 # Entries with a dedup key live under a shared workflow id; SQL knows it.
@@ -788,7 +996,8 @@ class AsyncDLQService:
                 if not detail or detail["workflow_id"] == workflow_id_for(pk):
                     raise
                 return await asyncio.wait_for(client.get_workflow_handle(detail["workflow_id"])
-                                              .execute_update(name, arg, result_type=result_type),
+                                              .execute_update(name, arg, id=update_id,
+                                                              result_type=result_type),
                                               timeout=bound)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise DLQError(f"{name} of entry {pk} got no answer within {bound:g}s; is a DLQ "
@@ -835,6 +1044,11 @@ def _days(name: str, value: Any) -> int:
     if _int(name, value) < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return value
+
+
+def _request_actor(request: Any) -> str | None:
+    context = request_context(request)
+    return f"{context.get('method', '')} {context.get('path', '')}".strip() or None
 
 
 def _check_resolve_status(status: str) -> None:
@@ -945,6 +1159,14 @@ class DLQService:
     get_cleanup_stats = _blocking(AsyncDLQService.get_cleanup_stats)
     run_maintenance = _blocking(AsyncDLQService.run_maintenance)
     drain_outbox = _blocking(AsyncDLQService.drain_outbox)
+    retry_entry_as = _blocking(AsyncDLQService.retry_entry_as)
+    replay = _blocking(AsyncDLQService.replay)
+    replay_throttle_aware = _blocking(AsyncDLQService.replay_throttle_aware)
+    replay_all_throttle_aware = _blocking(AsyncDLQService.replay_all_throttle_aware)
+    bulk_replay = _blocking(AsyncDLQService.bulk_replay)
+    get_bulk_replay = _blocking(AsyncDLQService.get_bulk_replay)
+    wait_bulk_replay = _blocking(AsyncDLQService.wait_bulk_replay)
+    signal_bulk_replay = _blocking(AsyncDLQService.signal_bulk_replay)
     get_capture_stats = _blocking(AsyncDLQService.get_capture_stats)
 
     def close(self) -> None:

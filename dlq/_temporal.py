@@ -29,6 +29,7 @@ log = logging.getLogger("dlq")
 
 ENTRY_WORKFLOW = "DLQEntryWorkflow"
 MAINTENANCE_WORKFLOW = "DLQMaintenanceWorkflow"
+BULK_WORKFLOW = "BulkReplayWorkflow"
 MAINTENANCE_SCHEDULE_ID = "dlq-maintenance"
 WORKFLOW_ID_PREFIX = "dlq-"
 

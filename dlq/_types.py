@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 __all__ = [
     "AttemptRecord",
+    "BulkFreezeInput",
+    "BulkFreezeResult",
+    "BulkPageInput",
+    "BulkPageResult",
+    "BulkReplayInput",
+    "BulkReplayProgress",
     "AuditEvent",
     "CaptureInput",
     "CleanupStats",
@@ -345,6 +351,7 @@ class RetryInput(BaseModel):
     dlq_id: str | None = None
     actor: str | None = None
     reason: str = ""
+    trigger: Literal["manual", "bulk"] = "manual"
 
 
 class ForceRedriveInput(BaseModel):
@@ -429,3 +436,84 @@ class PersistResult(BaseModel):
 
     applied: bool
     version: int
+
+
+# --- bulk redrive -------------------------------------------------------------
+
+
+class BulkReplayInput(BaseModel):
+    """Input of ``BulkReplayWorkflow``.
+
+    ``frozen`` is set once the filter was resolved to a fixed set of ids
+    (kept in SQL), so a continued-as-new run never re-resolves it.
+    """
+
+    bulk_id: str
+    filters: dict[str, Any] = Field(default_factory=dict)
+    actor_id: str
+    reason: str
+    rate_per_second: float | None = None
+    throttle: bool = True
+    canary: int = 0
+    canary_min_success: float = 0.9
+    page_size: int = 50
+    frozen: bool = False
+    progress: BulkReplayProgress | None = None
+
+
+class BulkReplayProgress(BaseModel):
+    """Progress of a bulk redrive (the ``get_progress`` query and the result)."""
+
+    bulk_id: str
+    status: str = "resolving"  # resolving | running | paused | completed | stopped | cancelled
+    total: int = 0
+    done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    remaining: int = 0
+    current_rate: float = 0.0
+    early_stop_reason: str | None = None
+    cursor: str = ""
+    started_at: datetime | None = None
+    active_seconds: float = 0.0
+
+
+class BulkFreezeInput(BaseModel):
+    """Input of ``freeze_bulk_set``: resolve the filter to a fixed id set."""
+
+    bulk_id: str
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+
+class BulkFreezeResult(BaseModel):
+    """Result of ``freeze_bulk_set``."""
+
+    total: int
+
+
+class BulkPageInput(BaseModel):
+    """Input of ``replay_bulk_page``: the next page of the frozen set after ``after``."""
+
+    bulk_id: str
+    after: str
+    limit: int
+    actor_id: str
+    reason: str
+    rate_per_second: float | None = None
+    throttle: bool = True
+
+
+class BulkPageResult(BaseModel):
+    """Result of ``replay_bulk_page``."""
+
+    last: str
+    processed: int
+    succeeded: int
+    failed: int
+    skipped: int
+    early_stop_reason: str | None = None
+    errors: list[str] = Field(default_factory=list)
+
+
+BulkReplayInput.model_rebuild()

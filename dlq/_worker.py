@@ -52,21 +52,25 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
         config: Configuration the maintenance activities use (defaults otherwise).
         max_concurrent_activities: Also the size of the sync-activity thread pool.
     """
+    from activities.bulk import BulkActivities
     from activities.entry import EntryActivities
     from activities.maintenance import MaintenanceActivities
+    from workflows.bulk import BulkReplayWorkflow
     from workflows.entry import DLQEntryWorkflow
     from workflows.maintenance import DLQMaintenanceWorkflow
 
     config = dataclasses.replace(config or DLQConfig(), task_queue=task_queue)
     entry = EntryActivities(engine)
-    maintenance = MaintenanceActivities(
-        AsyncDLQService(config, SQLModelRepository(engine), client=client))
+    service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
+    maintenance = MaintenanceActivities(service)
+    bulk = BulkActivities(service)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[DLQEntryWorkflow, DLQMaintenanceWorkflow],
+        workflows=[DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow],
         activities=[entry.persist_entry, entry.run_replay_handler,
-                    maintenance.maintenance_cleanup, maintenance.maintenance_purge],
+                    maintenance.maintenance_cleanup, maintenance.maintenance_purge,
+                    bulk.freeze_bulk_set, bulk.replay_bulk_page],
         # persist_entry is a sync activity (SQLAlchemy); it runs in this pool.
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities,
                                              thread_name_prefix="dlq-activity"),

@@ -24,6 +24,12 @@ def succeed(entry: dlq.FailedOperationData) -> None:
     _count(entry)
 
 
+@dlq.replay_handler("t-replay")
+def succeed_for_replay(entry: dlq.FailedOperationData) -> None:
+    """Always succeeds; a domain of its own for the batch replay test."""
+    _count(entry)
+
+
 @dlq.replay_handler("t-async-ok")
 async def succeed_async(entry: dlq.FailedOperationData) -> None:
     """Async handler that always succeeds."""
@@ -69,3 +75,45 @@ def check_big(entry: dlq.FailedOperationData) -> None:
     digest = hashlib.sha256(json.dumps(entry.snapshot_data, sort_keys=True).encode()).hexdigest()
     if digest != entry.metadata["sha256"]:
         raise ValueError(f"snapshot damaged: {digest} != {entry.metadata['sha256']}")
+
+
+class Downstream:
+    """A fake downstream: fails above ``capacity`` calls in flight, or during a burst."""
+
+    def __init__(self) -> None:
+        self.capacity = 4
+        self.burst = False
+        self.latency = 0.02
+        self.in_flight = 0
+        self.samples: list[int] = []
+        self.lock = threading.Lock()
+
+    def reset(self, capacity: int = 4, latency: float = 0.02) -> None:
+        with self.lock:
+            self.capacity, self.latency, self.burst = capacity, latency, False
+            self.in_flight, self.samples = 0, []
+
+    async def call(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.samples.append(self.in_flight)
+            overloaded = self.in_flight > self.capacity
+        try:
+            await asyncio.sleep(self.latency)
+            if self.burst:
+                raise ConnectionError("downstream error burst")
+            if overloaded:
+                raise ConnectionError(f"downstream overloaded (> {self.capacity} in flight)")
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+downstream = Downstream()
+
+
+@dlq.replay_handler("t-down")
+async def call_downstream(entry: dlq.FailedOperationData) -> None:
+    """Replays through the fake downstream."""
+    _count(entry)
+    await downstream.call()

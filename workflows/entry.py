@@ -229,7 +229,7 @@ class DLQEntryWorkflow:
             else:
                 force = name == "force_redrive"
                 result = await self._attempt(
-                    trigger="force" if force else "manual", force=force,
+                    trigger="force" if force else cmd.trigger, force=force,
                     actor=cmd.actor_id if force else cmd.actor, reason=cmd.reason,
                     ticket_url=cmd.ticket_url if force else None,
                 )

@@ -1,0 +1,465 @@
+"""Unit tests of AdaptiveThrottle: AIMD, health and recovery, the rate ceiling, concurrency.
+
+Most tests drive the throttle on a fake clock, so simulated minutes take
+milliseconds; the thread and asyncio tests use real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import threading
+import time
+
+import pytest
+
+from dlq._throttle import AdaptiveThrottle, Permit, Refusal
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def grab(throttle: AdaptiveThrottle) -> Permit:
+    result = throttle.acquire()
+    assert isinstance(result, Permit), result
+    return result
+
+
+def fill(throttle: AdaptiveThrottle) -> list[Permit]:
+    """Acquire until refused."""
+    permits = []
+    while isinstance(result := throttle.acquire(), Permit):
+        permits.append(result)
+    return permits
+
+
+def run_round(throttle: AdaptiveThrottle, clock: FakeClock, *, ok: bool) -> None:
+    """One round trip: fill the limit, wait 0.1 s, release everything."""
+    permits = fill(throttle)
+    clock.advance(0.1)
+    for permit in permits:
+        permit.release(ok, error=None if ok else "downstream down")
+
+
+# --- AIMD --------------------------------------------------------------------
+
+
+def test_fast_successes_grow_the_limit_additively() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(initial_limit=4, increase=1.0, clock=clock)
+    held = fill(throttle)
+    expected, reached = 4.0, {}
+    for success in range(1, 21):
+        held.pop(0).release(True, latency=0.1)  # the throttle is full: the success counts
+        expected += 1.0 / expected
+        assert throttle.limit == int(expected)
+        reached.setdefault(throttle.limit, success)
+        held += fill(throttle)
+        assert len(held) == int(expected)
+    # +increase/limit per success, so about +1 per round of `limit` successes.
+    assert reached == {4: 1, 5: 5, 6: 10, 7: 17}  # 4, 5, 6 successes per step
+
+
+def test_successes_do_not_grow_an_unused_limit() -> None:
+    throttle = AdaptiveThrottle(initial_limit=8, clock=FakeClock())
+    for _ in range(100):
+        grab(throttle).release(True, latency=0.1)  # one in flight out of eight
+    assert throttle.limit == 8
+
+
+def test_latency_above_target_shrinks_the_limit_once_per_round_trip() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(initial_limit=8, target_latency=1.0, clock=clock)
+    first, second = grab(throttle), grab(throttle)
+    first.release(True, latency=2.0)  # a slow success
+    assert throttle.limit == 4
+    second.release(True, latency=2.0)  # same round: granted before the decrease
+    assert throttle.limit == 4
+    grab(throttle).release(True, latency=1.5)  # a new round
+    assert throttle.limit == 2
+    grab(throttle).release(False)  # failures shrink it too
+    assert throttle.limit == 1
+    grab(throttle).release(False)
+    assert throttle.limit == 1  # min_limit
+
+
+def test_latency_is_measured_from_acquire_when_not_given() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(initial_limit=8, target_latency=1.0, clock=clock)
+    permit = grab(throttle)
+    clock.advance(3.0)
+    permit.release(True)
+    assert throttle.limit == 4
+    assert throttle.stats()["p50_latency"] == 3.0
+
+
+# --- convergence on a downstream with a capacity -----------------------------
+
+
+def test_throttle_keeps_in_flight_near_downstream_capacity() -> None:
+    """Forty workers on a downstream that fails above K=10 concurrent calls."""
+    capacity, workers, converged, end = 10, 40, 5.0, 60.0
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(clock=clock)
+    rng = random.Random(7)
+    events: list[tuple[float, int, Permit | None, bool]] = []  # (at, n, permit, ok)
+    order = itertools.count()
+    idle = workers  # workers waiting for a permit
+    retry_pending = False
+    in_flight_area = 0.0
+    last_at = 0.0
+    peak_limit = 0
+    after = {"ok": 0, "failed": 0}
+
+    def start_waiting_workers() -> None:
+        nonlocal idle, retry_pending
+        while idle:
+            result = throttle.acquire()
+            if isinstance(result, Refusal):
+                # A concurrency refusal waits for the next release; others for retry_after.
+                if result.reason != "concurrency" and not retry_pending:
+                    retry_pending = True
+                    retry_at = clock.now + result.retry_after
+                    heapq.heappush(events, (retry_at, next(order), None, False))
+                return
+            idle -= 1
+            ok = throttle.in_flight <= capacity
+            latency = rng.uniform(0.05, 0.15) if ok else 0.01
+            heapq.heappush(events, (clock.now + latency, next(order), result, ok))
+
+    start_waiting_workers()
+    while events and events[0][0] < end:
+        at, _, permit, ok = heapq.heappop(events)
+        if at > converged:
+            in_flight_area += throttle.in_flight * (at - max(last_at, converged))
+        last_at = at
+        clock.now = at
+        if permit is None:
+            retry_pending = False
+        else:
+            permit.release(ok)  # latency measured on the fake clock
+            idle += 1
+            if at > converged:
+                after["ok" if ok else "failed"] += 1
+        peak_limit = max(peak_limit, throttle.limit)
+        start_waiting_workers()
+
+    mean_in_flight = in_flight_area / (end - converged)
+    error_rate = after["failed"] / (after["ok"] + after["failed"])
+    assert 0.5 * capacity <= mean_in_flight <= 1.2 * capacity, mean_in_flight
+    assert peak_limit <= capacity + 3  # probing past K is brief, never a runaway
+    assert error_rate < 0.08, error_rate  # about one failed probe per sawtooth
+    assert after["ok"] > 2000  # it did keep the downstream busy
+    assert throttle.health == "healthy"
+
+
+# --- health, emergency, recovery ---------------------------------------------
+
+
+def test_error_burst_drives_emergency_then_recovers() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(initial_limit=8, probe_interval=1.0, clock=clock)
+    for _ in range(20):
+        run_round(throttle, clock, ok=True)
+    assert throttle.health == "healthy"
+    assert throttle.limit >= 10
+
+    rounds = 0
+    while throttle.health != "emergency":
+        run_round(throttle, clock, ok=False)
+        rounds += 1
+        assert rounds < 10
+    assert throttle.limit == 1  # entering emergency starts over from min_limit
+    refusal = throttle.acquire()
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason == "emergency" and 0 < refusal.retry_after <= 1.0
+
+    # The downstream is back. Only probes get through, one per probe_interval.
+    entered = clock.now
+    while not isinstance(probe := throttle.acquire(), Permit):
+        assert probe.reason == "emergency" and probe.retry_after > 0
+        clock.advance(0.1)
+    assert probe.probe and clock.now - entered >= 1.0 - 1e-9
+    clock.advance(0.1)
+    probe.release(True)
+    assert throttle.health == "healthy"
+    assert throttle.limit == 2  # the probe was a fast success at full use: 1 + 1/1
+    for _ in range(15):
+        run_round(throttle, clock, ok=True)
+    assert throttle.health == "healthy"
+    assert throttle.limit >= 5  # grows again from the bottom
+    assert throttle.stats()["refused"] > 0
+
+
+def test_failed_probe_keeps_emergency_and_the_next_probe_waits() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(probe_interval=2.0, clock=clock)
+    while throttle.health != "emergency":
+        run_round(throttle, clock, ok=False)
+    clock.advance(2.0)
+    probe = grab(throttle)
+    assert probe.probe
+    refusal = throttle.acquire()  # one probe at a time
+    assert isinstance(refusal, Refusal) and refusal.reason == "emergency"
+    probe.release(False, latency=0.1)
+    assert throttle.health == "emergency"
+    clock.advance(1.0)
+    assert isinstance(throttle.acquire(), Refusal)
+    clock.advance(1.0)
+    assert grab(throttle).probe
+
+
+def test_emergency_ages_out_with_the_window() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(window_seconds=30.0, clock=clock)
+    while throttle.health != "emergency":
+        run_round(throttle, clock, ok=False)
+    clock.advance(31.0)
+    assert throttle.health == "healthy"
+    permit = grab(throttle)
+    assert not permit.probe
+
+
+def test_slow_window_is_degraded_then_emergency() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(target_latency=1.0, emergency_latency_factor=4.0, clock=clock)
+    for _ in range(10):
+        grab(throttle).release(True, latency=2.0)
+    stats = throttle.stats()
+    assert stats["health"] == "degraded" and stats["error_rate"] == 0.0
+    for _ in range(20):
+        result = throttle.acquire()
+        if isinstance(result, Refusal):
+            break
+        result.release(True, latency=5.0)
+    assert throttle.health == "emergency"
+    assert isinstance(result, Refusal) and result.reason == "emergency"
+    assert throttle.stats()["p50_latency"] == 5.0  # above 4 x target_latency
+
+
+# --- rate ceiling --------------------------------------------------------------
+
+
+def test_rate_ceiling_spaces_grants() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(initial_limit=64, max_rate_per_second=20, clock=clock)
+    granted, refusals = 0, []
+    while clock.now < 1.0:
+        result = throttle.acquire()
+        if isinstance(result, Permit):
+            granted += 1
+            result.release(True, latency=0.001)
+        else:
+            refusals.append(result)
+        clock.advance(0.001)
+    assert 19 <= granted <= 21
+    assert refusals and all(r.reason == "rate" and r.retry_after > 0 for r in refusals)
+    assert max(r.retry_after for r in refusals) <= 0.05 + 1e-9
+
+
+# --- parameters and misuse -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"initial_limit": 0}, "initial_limit"),
+        ({"min_limit": 0}, "min_limit"),
+        ({"min_limit": -1}, "min_limit"),
+        ({"max_limit": 0}, "max_limit"),
+        ({"min_limit": 10, "max_limit": 5}, "min_limit"),
+        ({"initial_limit": 100}, "initial_limit"),
+        ({"increase": 0}, "increase"),
+        ({"decrease_factor": 0}, "decrease_factor"),
+        ({"decrease_factor": 1}, "decrease_factor"),
+        ({"decrease_factor": 1.5}, "decrease_factor"),
+        ({"target_latency": 0}, "target_latency"),
+        ({"window": 0}, "window"),
+        ({"window_seconds": -1}, "window_seconds"),
+        ({"min_samples": 0}, "min_samples"),
+        ({"min_samples": 60}, "min_samples"),
+        ({"emergency_error_rate": 1.5}, "emergency_error_rate"),
+        ({"degraded_error_rate": 0.6}, "degraded_error_rate"),
+        ({"emergency_latency_factor": 0.5}, "emergency_latency_factor"),
+        ({"probe_interval": 0}, "probe_interval"),
+        ({"max_rate_per_second": -1}, "max_rate_per_second"),
+        ({"max_rate_per_second": 0}, "max_rate_per_second"),
+    ],
+)
+def test_bad_parameters_raise_naming_the_parameter(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} "):
+        AdaptiveThrottle(**kwargs)
+
+
+def test_double_release_raises() -> None:
+    throttle = AdaptiveThrottle(clock=FakeClock())
+    permit = grab(throttle)
+    permit.release(True)
+    with pytest.raises(RuntimeError, match="already released"):
+        permit.release(True)
+    assert throttle.in_flight == 0
+    assert throttle.stats()["succeeded"] == 1
+
+
+def test_abandoned_permit_frees_the_slot_without_an_outcome() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(probe_interval=1.0, clock=clock)
+    while throttle.health != "emergency":
+        run_round(throttle, clock, ok=False)
+    clock.advance(1.0)
+    probe = grab(throttle)
+    probe.abandon()  # an unused probe proves nothing: still emergency, still one probe per second
+    with pytest.raises(RuntimeError, match="already released"):
+        probe.abandon()
+    stats = throttle.stats()
+    assert stats["health"] == "emergency" and stats["in_flight"] == 0
+    assert isinstance(throttle.acquire(), Refusal)
+    clock.advance(1.0)
+    assert grab(throttle).probe
+
+
+def test_negative_latency_raises() -> None:
+    permit = grab(AdaptiveThrottle(clock=FakeClock()))
+    with pytest.raises(ValueError, match="latency"):
+        permit.release(True, latency=-1.0)
+    assert not permit.released
+
+
+def test_stats_report_the_window() -> None:
+    throttle = AdaptiveThrottle(initial_limit=64, clock=FakeClock())
+    for i in range(1, 21):
+        grab(throttle).release(i % 10 != 0, latency=i / 100, error="boom")
+    stats = throttle.stats()
+    assert stats["samples"] == 20 and stats["error_rate"] == 0.1
+    assert stats["p50_latency"] == 0.10 and stats["p95_latency"] == 0.19
+    assert (stats["succeeded"], stats["failed"], stats["refused"]) == (18, 2, 0)
+    assert stats["health"] == "degraded" and stats["last_error"] == "boom"
+
+
+# --- waiting, context managers -----------------------------------------------
+
+
+def test_slot_blocking_releases_by_outcome() -> None:
+    throttle = AdaptiveThrottle(initial_limit=8, clock=FakeClock())
+    with throttle.slot_blocking() as permit:
+        assert throttle.in_flight == 1
+    assert permit.released
+    with pytest.raises(KeyError), throttle.slot_blocking():
+        raise KeyError("gone")
+    with throttle.slot_blocking() as permit:
+        permit.release(False, error="reported by the body")  # not released twice
+    stats = throttle.stats()
+    assert (stats["succeeded"], stats["failed"], stats["in_flight"]) == (1, 2, 0)
+    assert stats["last_error"] == "reported by the body"
+
+
+def test_acquire_blocking_times_out_and_wakes_on_release() -> None:
+    throttle = AdaptiveThrottle(initial_limit=1, max_limit=1)
+    held = grab(throttle)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="concurrency"):
+        throttle.acquire_blocking(timeout=0.05)
+    assert time.monotonic() - started < 0.5
+    # With an empty window retry_after is target_latency (1 s): the release must wake it.
+    threading.Timer(0.05, held.release, args=(True,)).start()
+    started = time.monotonic()
+    permit = throttle.acquire_blocking(timeout=2.0)
+    assert time.monotonic() - started < 0.5
+    permit.release(True)
+
+
+def test_threads_keep_in_flight_consistent() -> None:
+    throttle = AdaptiveThrottle(initial_limit=4, max_limit=6)
+    gate = threading.Barrier(8)
+    counter = threading.Lock()
+    holding, peak, errors = 0, 0, []
+
+    def work() -> None:
+        nonlocal holding, peak
+        try:
+            gate.wait()
+            for i in range(500):
+                permit = throttle.acquire_blocking(timeout=5.0)
+                with counter:
+                    holding += 1
+                    peak = max(peak, holding)
+                with counter:
+                    holding -= 1
+                permit.release(True, latency=0.001 if i % 50 else 2.0)
+        except BaseException as err:  # surfaced by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not errors
+    stats = throttle.stats()
+    assert stats["in_flight"] == 0
+    assert stats["succeeded"] == 8 * 500
+    assert 1 <= peak <= 6
+
+
+async def test_asyncio_tasks_share_the_throttle() -> None:
+    throttle = AdaptiveThrottle(initial_limit=2, max_limit=4)
+    active, peak = 0, 0
+
+    async def work() -> None:
+        nonlocal active, peak
+        for _ in range(20):
+            async with throttle.slot(timeout=5.0):
+                active += 1
+                peak = max(peak, active)
+                await asyncio.sleep(0)
+                active -= 1
+
+    await asyncio.gather(*(work() for _ in range(20)))
+    stats = throttle.stats()
+    assert stats["in_flight"] == 0 and stats["succeeded"] == 400
+    assert 2 <= peak <= 4
+
+
+async def test_slot_releases_by_outcome_and_ignores_cancellation() -> None:
+    throttle = AdaptiveThrottle(initial_limit=4)
+    with pytest.raises(ValueError):
+        async with throttle.slot():
+            raise ValueError("bad replay")
+    entered = asyncio.Event()
+
+    async def stuck() -> None:
+        async with throttle.slot():
+            entered.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(stuck())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stats = throttle.stats()
+    assert (stats["succeeded"], stats["failed"], stats["in_flight"]) == (0, 1, 0)
+    assert stats["last_error"] == "ValueError: bad replay"
+
+
+async def test_acquire_async_times_out_and_wakes_on_release_from_a_thread() -> None:
+    throttle = AdaptiveThrottle(initial_limit=1, max_limit=1)
+    held = grab(throttle)
+    with pytest.raises(TimeoutError, match="concurrency"):
+        await throttle.acquire_async(timeout=0.05)
+    threading.Timer(0.05, held.release, args=(True,)).start()
+    started = time.monotonic()
+    permit = await throttle.acquire_async(timeout=2.0)
+    assert time.monotonic() - started < 0.5  # not the 1 s retry_after: woken by the release
+    permit.release(True)
+    assert throttle.stats()["refused"] == 1
