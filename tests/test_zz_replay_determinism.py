@@ -14,7 +14,9 @@ from temporalio.worker import Replayer
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
 from tests.conftest import with_config
 from tests.helpers import store, wait_status
+from workflows.bulk import BulkReplayWorkflow
 from workflows.entry import DLQEntryWorkflow
+from workflows.maintenance import DLQMaintenanceWorkflow
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +34,20 @@ async def test_histories_replay_deterministically(service: AsyncDLQService, conf
     short = AsyncDLQService(with_config(config, expiry_hours=1 / 3600), client=client)
     expired = await store(short, "payment")
     await wait_status(short, expired, "expired")
+    await service.run_maintenance(dry_run=True)
+    redrive = await service.bulk_replay({"domain": "t-ok"}, actor_id="ops", reason="replay test")
+    await service.wait_bulk_replay(redrive["workflow_id"])
 
     histories = [
         await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-        async for wf in client.list_workflows(
-            f'WorkflowType="DLQEntryWorkflow" AND TaskQueue="{config.task_queue}"')
+        async for wf in client.list_workflows(f'TaskQueue="{config.task_queue}"')
     ]
     assert len(histories) >= 4
-    replayer = Replayer(workflows=[DLQEntryWorkflow], data_converter=pydantic_data_converter)
+    types = {h.events[0].workflow_execution_started_event_attributes.workflow_type.name
+             for h in histories}
+    assert "DLQEntryWorkflow" in types
+    replayer = Replayer(workflows=[DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow],
+                        data_converter=pydantic_data_converter)
     async def each():  # noqa: ANN202 - the replayer takes an async iterator
         for history in histories:
             yield history
