@@ -197,3 +197,29 @@ async def test_replay_all_throttle_aware_stops_on_emergency(service: AsyncDLQSer
         downstream.burst = False
     assert result.early_stop_reason and "emergency" in result.early_stop_reason
     assert result.total < 40 and result.succeeded == 0
+
+
+def test_redrive_command_line(config: DLQConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from dlq import DLQService
+    from dlq._cli import app
+
+    ftype = kind()
+    with DLQService(config) as svc:
+        ids = [svc.store_failure("t-ok", ftype, recommended_action="manual_check").dlq_id
+               for _ in range(4)]
+    for key, value in {"DLQ_TEMPORAL_ADDRESS": config.temporal_address,
+                       "DLQ_TASK_QUEUE": config.task_queue,
+                       "DLQ_DATABASE_URL": config.database_url}.items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    preview = runner.invoke(app, ["redrive", "--failure-type", ftype, "--dry-run"])
+    assert preview.exit_code == 0 and "4 entries would be replayed" in preview.output
+    missing = runner.invoke(app, ["redrive", "--failure-type", ftype, "--reason", "x"])
+    assert missing.exit_code == 1 and "actor_id" in missing.output
+    done = runner.invoke(app, ["redrive", "--failure-type", ftype, "--actor", "ops",
+                               "--reason", "cli test", "--wait"])
+    assert done.exit_code == 0 and "completed" in done.output, done.output
+    with DLQService(config) as svc:
+        assert [svc.get_entry(i)["status"] for i in ids] == ["resolved"] * 4
