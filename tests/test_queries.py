@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -18,7 +18,7 @@ from dlq import DLQConfig, DLQService, SQLModelRepository
 from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
 from dlq._repository import get_entry_row, list_audit_events
 from tests.conftest import PG_ADMIN_URL
-from tests.seed import NOW, seed_entry
+from tests.seed import seed_entry
 
 STATUSES = ["pending", "replaying", "requires_review", "resolved", "discarded", "expired",
             "archived"]
@@ -106,8 +106,9 @@ def test_filters(svc: DLQService, seeded: dict, filters: dict, expected: int) ->
 
 
 def test_created_range_filters_accept_datetimes_and_iso(svc: DLQService, seeded: dict) -> None:
-    after = NOW - timedelta(hours=5, minutes=30)
-    before = (NOW - timedelta(hours=1, minutes=30)).isoformat()
+    now = datetime.now(UTC)
+    after = now - timedelta(hours=5, minutes=30)
+    before = (now - timedelta(hours=1, minutes=30)).isoformat()
     page = svc.list_entries({"created_after": after, "created_before": before})
     assert page["total_count"] == 4  # hours 2, 3, 4, 5
 
@@ -177,9 +178,10 @@ def test_forged_or_foreign_cursor_is_rejected(svc: DLQService, seeded: dict) -> 
 
 def test_cursor_traverses_10000_rows_once_while_rows_are_inserted(svc: DLQService,
                                                                   engine: Engine) -> None:
+    now = datetime.now(UTC)
     rows = [dict(id=f"bulk-{i:05d}", workflow_id=f"dlq-bulk-{i:05d}", domain="bulk",
-                 failure_type="X", status="pending", created_at=NOW - timedelta(seconds=i % 5000),
-                 updated_at=NOW, snapshot_data={}, request_data={}, response_data={},
+                 failure_type="X", status="pending", created_at=now - timedelta(seconds=i % 5000),
+                 updated_at=now, snapshot_data={}, request_data={}, response_data={},
                  extra_metadata={}, attempts=[]) for i in range(10_000)]
     with Session(engine) as session:
         session.execute(sa.insert(DLQEntry), rows)  # ties on created_at exercise the id tiebreak
