@@ -13,7 +13,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,10 +42,10 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dlq")
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str | None]:
-    """A fresh PostgreSQL database for this session, or None if none is reachable."""
-    name = f"dlq_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str | None]:
+    """A new PostgreSQL database (dropped afterwards), or None if none is reachable."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -53,9 +53,18 @@ def pg_url() -> Iterator[str | None]:
         yield None
         return
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str | None]:
+    """A fresh PostgreSQL database for this session, or None if none is reachable."""
+    with fresh_pg_database("dlq_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -17,7 +15,7 @@ from sqlmodel import Session
 from dlq import DLQConfig, DLQService, SQLModelRepository
 from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
 from dlq._repository import get_entry_row, list_audit_events
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, fresh_pg_database
 from tests.seed import seed_entry
 
 STATUSES = ["pending", "replaying", "requires_review", "resolved", "discarded", "expired",
@@ -26,16 +24,8 @@ STATUSES = ["pending", "replaying", "requires_review", "resolved", "discarded", 
 
 @pytest.fixture(scope="module")
 def module_pg_url() -> Iterator[str | None]:
-    name = f"dlq_q_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError:
-        yield None
-        return
-    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("dlq_q") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
