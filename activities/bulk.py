@@ -16,6 +16,7 @@ from dlq._types import BulkFreezeInput, BulkFreezeResult, BulkPageInput, BulkPag
 
 # Replays in flight per page when the adaptive throttle is off.
 UNTHROTTLED_CONCURRENCY = 32
+HEARTBEAT_EVERY = 3.0
 
 
 class BulkActivities:
@@ -52,8 +53,9 @@ class BulkActivities:
     async def replay_bulk_page(self, input: BulkPageInput) -> BulkPageResult:
         """Replay the next page of the frozen set, paced, and report the outcomes.
 
-        Outcomes are heartbeated as they come, so a retry after a lost worker
-        skips what is done; the per-entry update id deduplicates the rest.
+        Outcomes are heartbeated as they come (and every few seconds while
+        waiting), so a retry after a lost worker skips what is done; the
+        per-entry update id deduplicates the rest.
         """
         ids = await asyncio.to_thread(self.service.repository.bulk_page_ids, input.bulk_id,
                                       input.after, input.limit)
@@ -79,23 +81,34 @@ class BulkActivities:
                     gate.release()
             activity.heartbeat(outcomes)
 
-        for pk in ids:
-            if pk in outcomes:
-                continue  # done before this attempt of the activity
-            if throttle is None:
-                await gate.acquire()
-                await pacer.wait()
+        async def keep_alive() -> None:
+            # A page may wait long on the throttle or a slow handler; a lost
+            # worker must still be noticed within the heartbeat timeout.
+            while True:
+                activity.heartbeat(outcomes)
+                await asyncio.sleep(HEARTBEAT_EVERY)
+
+        beat = asyncio.create_task(keep_alive())
+        try:
+            for pk in ids:
+                if pk in outcomes:
+                    continue  # done before this attempt of the activity
                 permit = None
-            else:
-                # Acquire before starting, so an emergency stops new replays at once.
-                permit = await throttle.acquire_async()
-                if throttle.health == "emergency":
-                    permit.abandon()
-                    stop = f"downstream emergency: {_describe(throttle)}"
-                    break
-            in_flight.add(asyncio.create_task(one(pk, permit)))
-            in_flight = {t for t in in_flight if not t.done()}
-        await asyncio.gather(*in_flight)
+                if throttle is None:
+                    await gate.acquire()
+                    await pacer.wait()
+                else:
+                    # Acquire before starting, so an emergency stops new replays at once.
+                    permit = await throttle.acquire_async()
+                    if throttle.health == "emergency":
+                        permit.abandon()
+                        stop = f"downstream emergency: {_describe(throttle)}"
+                        break
+                in_flight.add(asyncio.create_task(one(pk, permit)))
+                in_flight = {t for t in in_flight if not t.done()}
+            await asyncio.gather(*in_flight)
+        finally:
+            beat.cancel()
         if throttle is not None and stop is None and throttle.health == "emergency":
             stop = f"downstream emergency: {_describe(throttle)}"
         done = [pk for pk in ids if pk in outcomes]

@@ -72,7 +72,7 @@ class BulkReplayWorkflow:
                               rate_per_second=input.rate_per_second, throttle=input.throttle),
                 result_type=BulkPageResult, retry_policy=RETRY,
                 start_to_close_timeout=_page_timeout(limit, input.rate_per_second),
-                heartbeat_timeout=timedelta(seconds=60),
+                heartbeat_timeout=timedelta(seconds=15),
                 summary=f"replay {'canary ' if canary_due else ''}page after {p.cursor or '-'}",
             )
             self._count(page, started)
