@@ -100,8 +100,11 @@ class Relay:
                 log.exception("relay round failed")
                 delivered = 0
             if delivered == 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                # cancel that lands together with a wake-up, and close() hangs.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_interval)
+                    async with asyncio.timeout(self.idle_interval):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
                 self._wake.clear()

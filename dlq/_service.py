@@ -135,10 +135,8 @@ class AsyncDLQService:
         """Stop the relay and release the SQL engine this service created."""
         if self._relay_task is not None:
             self._relay_task.cancel()
-            try:
-                await self._relay_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
+            # Bounded, and without swallowing a cancel aimed at the caller itself.
+            await asyncio.wait({self._relay_task}, timeout=5)
             self._relay_task = None
         if self._engine is not None:
             self._engine.dispose()
