@@ -1,0 +1,1 @@
+"""Benchmarks of the DLQ against a real Temporal dev server (``python bench/store.py``)."""
