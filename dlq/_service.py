@@ -401,8 +401,10 @@ class AsyncDLQService:
         if self._client is None:
             return False
         try:
-            await self._client.get_workflow_handle(wid).describe(
-                rpc_timeout=timedelta(seconds=1))
+            # wait_for, not only rpc_timeout: the SDK retries a refused
+            # connection for seconds, and this runs after the store's bound.
+            await asyncio.wait_for(self._client.get_workflow_handle(wid).describe(
+                rpc_timeout=timedelta(seconds=1)), timeout=1.0)
             return True
         except Exception:  # noqa: BLE001 - unknown means "not confirmed"
             return False

@@ -42,9 +42,11 @@ __all__ = [
     "entry_workflow_ids",
     "free_port",
     "leftover_pids",
+    "outbox_claimed",
     "outbox_depth",
     "read_rows",
     "wait_for",
+    "wait_progress",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +82,38 @@ async def wait_for(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool]
             last = err
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout:g}s; last value: {last!r:.2000}")
+        await asyncio.sleep(interval)
+
+
+async def wait_progress(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool],
+                        progress: Callable[[T], object], *, stall: float, limit: float,
+                        interval: float = 1.0, what: str = "condition") -> T:
+    """Poll ``probe`` until ``until(value)`` holds, for as long as it makes progress.
+
+    On a loaded machine the same work may take many times longer, so the
+    bound is on stalling: it fails when ``progress(value)`` (a signature of
+    how far the work got) stays the same for ``stall`` seconds, and in any
+    case after ``limit`` seconds. A probe that raises counts as no progress.
+    """
+    started = last_change = time.monotonic()
+    seen: object = object()
+    last: Any = None
+    while True:
+        try:
+            last = await probe()
+            if until(last):
+                return last
+            mark = progress(last)
+            if mark != seen:
+                seen, last_change = mark, time.monotonic()
+        except Exception as err:  # noqa: BLE001 - e.g. the server is still coming back
+            last = err
+        now = time.monotonic()
+        if now - last_change > stall or now - started > limit:
+            why = f"no progress for {stall:g}s" if now - last_change > stall else (
+                f"not done after {limit:g}s")
+            raise AssertionError(f"{what}: {why}; progress {seen!r:.300}; "
+                                 f"last value: {last!r:.1500}")
         await asyncio.sleep(interval)
 
 
@@ -391,6 +425,16 @@ def outbox_depth(path: Path) -> int:
     conn = _sqlite(path)
     try:
         return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def outbox_claimed(path: Path) -> int:
+    """Records of an outbox file that a relay holds under a lease right now."""
+    conn = _sqlite(path)
+    try:
+        return conn.execute("SELECT count(*) FROM outbox WHERE claimed_until > ?",
+                            (time.time(),)).fetchone()[0]
     finally:
         conn.close()
 
