@@ -32,7 +32,10 @@ Usage::
 
 ``--keep PATH`` keeps the seeded SQLite file at PATH and the PostgreSQL database
 ``dlq_bench_query`` after the run, and reuses both on the next run when they
-hold exactly ``--rows`` rows (delete the file or pass ``--reseed`` to reseed).
+hold exactly ``--rows`` rows (delete the file or pass ``--reseed`` to reseed);
+a kept database is first migrated to the head revision. A run without
+``--keep`` drops and recreates ``dlq_bench_query`` (a kept one too) and drops
+it at the end.
 """
 
 from __future__ import annotations
