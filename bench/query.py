@@ -255,6 +255,20 @@ def _cpu_jiffies() -> tuple[int, int] | None:
     return sum(fields[:8]) - idle, sum(fields[:8])
 
 
+def _load(jiffies: tuple[int, int] | None, cpu: float, wall: float) -> str:
+    """Cores the machine and this process kept busy since ``jiffies`` / ``cpu`` were read.
+
+    The rest of the machine's load is the database server (PostgreSQL) and
+    other processes; on SQLite it is other processes only.
+    """
+    now = _cpu_jiffies()
+    own = (time.process_time() - cpu) / wall
+    if jiffies is None or now is None or now[1] == jiffies[1]:
+        return f"this process {own:.2f} cores"
+    machine = (now[0] - jiffies[0]) / (now[1] - jiffies[1]) * (os.cpu_count() or 1)
+    return f"machine busy {machine:.2f} of {os.cpu_count()} cores, this process {own:.2f}"
+
+
 def check_quiet(label: str, seconds: float = 1.0) -> None:
     """Print how many cores other processes keep busy while this one sleeps (Linux only).
 
@@ -337,9 +351,10 @@ def run_backend(title: str, url: str, raw: Raw, *, rows: int, warmup: int, runs:
         ok = check_answers(svc, raw, cursor, after)
         check_quiet("before measuring")
         for op in ops:
-            started = time.perf_counter()
+            started, cpu, jiffies = time.perf_counter(), time.process_time(), _cpu_jiffies()
             measure(op, warmup=warmup, runs=runs)
-            console.print(f"  measured {op.name} ({time.perf_counter() - started:.1f} s)")
+            wall = time.perf_counter() - started
+            console.print(f"  measured {op.name} ({wall:.1f} s; {_load(jiffies, cpu, wall)})")
         check_quiet("after measuring")
         return report(title, ops, ops[4], ops[5]), ok
     finally:

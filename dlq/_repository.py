@@ -52,6 +52,7 @@ __all__ = [
     "find_open",
     "find_sla_breached",
     "freeze_bulk_set",
+    "drop_bulk_set",
     "mark_expired",
     "purge_archived",
     "stats",
@@ -519,6 +520,12 @@ def freeze_bulk_set(*, session: Session, bulk_id: str, filters: EntryFilters) ->
                            .where(DLQBulkItemRow.bulk_id == bulk_id)).scalar_one()
 
 
+def drop_bulk_set(*, session: Session, bulk_id: str) -> int:
+    """Forget a frozen set whose redrive never started; returns the rows removed."""
+    return session.execute(sa.delete(DLQBulkItemRow)
+                           .where(DLQBulkItemRow.bulk_id == bulk_id)).rowcount
+
+
 def bulk_page_ids(*, session: Session, bulk_id: str, after: str, limit: int) -> list[str]:
     """The next ``limit`` ids of a frozen set after ``after`` (id order)."""
     stmt = (sa.select(DLQBulkItemRow.entry_id)
@@ -569,6 +576,10 @@ class FailedOperationRepository(Protocol):
 
     def freeze_bulk_set(self, bulk_id: str, filters: EntryFilters) -> int:
         """Fix a redrive's entry set; returns its size."""
+        ...
+
+    def drop_bulk_set(self, bulk_id: str) -> int:
+        """Forget a frozen set whose redrive never started."""
         ...
 
     def bulk_page_ids(self, bulk_id: str, after: str, limit: int) -> list[str]:
@@ -680,6 +691,13 @@ class SQLModelRepository:
             total = freeze_bulk_set(session=session, bulk_id=bulk_id, filters=filters)
             session.commit()
             return total
+
+    def drop_bulk_set(self, bulk_id: str) -> int:
+        """Forget a frozen set whose redrive never started."""
+        with Session(self.engine) as session:
+            removed = drop_bulk_set(session=session, bulk_id=bulk_id)
+            session.commit()
+            return removed
 
     def bulk_page_ids(self, bulk_id: str, after: str, limit: int) -> list[str]:
         """The next page of a frozen set."""

@@ -732,16 +732,24 @@ class AsyncDLQService:
             raise ValueError(f"canary ({canary}) is larger than the set ({preview['count']})")
         bulk_id = uuid.uuid4().hex
         client = await self.get_client()
-        handle = await client.start_workflow(
-            BULK_WORKFLOW,
-            BulkReplayInput(bulk_id=bulk_id, filters=filters or {}, actor_id=actor_id,
-                            reason=reason, rate_per_second=rate_per_second, throttle=throttle,
-                            canary=canary, canary_min_success=canary_min_success,
-                            page_size=page_size),
-            id=f"dlq-bulk-{bulk_id}", task_queue=self.config.task_queue,
-            static_summary=f"bulk redrive by {actor_id}: {reason[:100]}",
-        )
-        return {"workflow_id": handle.id, "bulk_id": bulk_id, "total": preview["count"]}
+        # Freeze the set now, not when the workflow's first activity runs: an
+        # entry stored after this call returns must never be swept in. The
+        # workflow's own freeze step is idempotent and finds this set.
+        total = await self._sql("freeze_bulk_set", bulk_id, parsed)
+        try:
+            handle = await client.start_workflow(
+                BULK_WORKFLOW,
+                BulkReplayInput(bulk_id=bulk_id, filters=filters or {}, actor_id=actor_id,
+                                reason=reason, rate_per_second=rate_per_second,
+                                throttle=throttle, canary=canary,
+                                canary_min_success=canary_min_success, page_size=page_size),
+                id=f"dlq-bulk-{bulk_id}", task_queue=self.config.task_queue,
+                static_summary=f"bulk redrive by {actor_id}: {reason[:100]}",
+            )
+        except BaseException:
+            await self._sql("drop_bulk_set", bulk_id)  # nothing half-started stays behind
+            raise
+        return {"workflow_id": handle.id, "bulk_id": bulk_id, "total": total}
 
     async def get_bulk_replay(self, workflow_id: str) -> BulkReplayProgress:
         """Progress of a bulk redrive (works while it runs and after it ended)."""

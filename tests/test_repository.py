@@ -98,3 +98,18 @@ def test_entry_dict_is_json_safe(engine: Engine) -> None:
     assert detail["audit_events"][0]["action"] == "created"
     assert repo.SQLModelRepository(engine).get("j-1").snapshot_data == {"amount": 5}
     assert isinstance(repo.SQLModelRepository(engine), repo.FailedOperationRepository)
+
+
+def test_a_frozen_bulk_set_ignores_later_entries_and_can_be_dropped(engine: Engine) -> None:
+    from dlq._filters import parse_filters
+
+    sql = repo.SQLModelRepository(engine)
+    persist(engine, new_state("f-1"), include_data=True)
+    persist(engine, new_state("f-2"), include_data=True)
+    filters = parse_filters({"domain": "payment"})
+    assert sql.freeze_bulk_set("b1", filters) == 2
+    persist(engine, new_state("f-3"), include_data=True)  # stored after the freeze
+    assert sql.freeze_bulk_set("b1", filters) == 2  # idempotent: the set stays as frozen
+    assert sql.bulk_page_ids("b1", "", 10) == ["f-1", "f-2"]
+    assert sql.drop_bulk_set("b1") == 2
+    assert sql.bulk_page_ids("b1", "", 10) == []
