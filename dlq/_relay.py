@@ -27,22 +27,31 @@ class Relay:
         idle_interval: Seconds between polls when the outbox is empty (an
             in-process append wakes the relay at once).
         max_backoff: Cap of the per-record retry delay while deliveries fail.
+        max_probe_interval: Cap of the pause between probe rounds while every
+            delivery fails; also the longest a recovery goes unnoticed.
+        ready: Checked before each round (e.g. connect the client); if it
+            raises, the round claims nothing, so records do not use up
+            attempts while their destination is plainly down.
     """
 
     def __init__(self, outbox: Outbox, deliver: Callable[[EntryInput], Awaitable[object]], *,
                  batch_size: int = 100, concurrency: int = 32, idle_interval: float = 1.0,
-                 max_backoff: float = 30.0) -> None:
+                 max_backoff: float = 30.0, max_probe_interval: float = 5.0,
+                 ready: Callable[[], Awaitable[object]] | None = None) -> None:
         self.outbox = outbox
         self.deliver = deliver
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.idle_interval = idle_interval
         self.max_backoff = max_backoff
+        self.max_probe_interval = max_probe_interval
+        self.ready = ready
         self.delivered = 0
         self.errors = 0
         self.last_error: str | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failed_rounds = 0  # rounds in a row where every delivery failed
 
     def notify(self) -> None:
         """Wake the relay (safe from any thread)."""
@@ -50,8 +59,22 @@ class Relay:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def drain_once(self) -> int:
-        """Claim one batch and deliver it; returns how many records were delivered."""
-        records = await asyncio.to_thread(self.outbox.claim, self.batch_size)
+        """Claim one batch and deliver it; returns how many records were delivered.
+
+        While deliveries keep failing (Temporal down) a round claims a single
+        record as a probe, so the relay neither burns the producer's CPU on
+        doomed calls nor piles up retry delays on every record.
+        """
+        if self.ready is not None:
+            try:
+                await self.ready()
+            except Exception as err:  # noqa: BLE001 - e.g. Temporal down: back off, touch nothing
+                self.errors += 1
+                self.last_error = f"{type(err).__name__}: {err}"
+                self._failed_rounds += 1
+                return 0
+        limit = 1 if self._failed_rounds else self.batch_size
+        records = await asyncio.to_thread(self.outbox.claim, limit)
         if not records:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
@@ -70,6 +93,7 @@ class Relay:
                     return None
 
         done = [s for s in await asyncio.gather(*(one(r) for r in records)) if s is not None]
+        self._failed_rounds = 0 if done else self._failed_rounds + 1
         await asyncio.to_thread(self.outbox.delete, done)
         self.delivered += len(done)
         if len(done) < len(records):
@@ -99,7 +123,13 @@ class Relay:
             except Exception:  # noqa: BLE001 - e.g. the outbox file briefly locked
                 log.exception("relay round failed")
                 delivered = 0
-            if delivered == 0:
+            if self._failed_rounds:
+                # Temporal (or the claim check's SQL) is unreachable: probe with
+                # exponential backoff, deaf to wake-ups, until a delivery works.
+                await asyncio.sleep(min(self.max_probe_interval,
+                                        0.25 * 2 ** min(self._failed_rounds, 16)))
+                self._wake.clear()
+            elif delivered == 0:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
                 # cancel that lands together with a wake-up, and close() hangs.
                 try:
