@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, SQLModel
 
-__all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "DLQPayloadRow", "create_db_engine",
-           "migrate"]
+__all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "DLQEntryCountRow", "DLQPayloadRow",
+           "create_db_engine", "migrate"]
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -159,17 +159,51 @@ class DLQBulkItemRow(SQLModel, table=True):
     entry_id: str = Field(primary_key=True, max_length=64)
 
 
+class DLQEntryCountRow(SQLModel, table=True):
+    """How many entries have one (domain, status): the source of facets and stats counts.
+
+    Kept exact by database triggers on ``dlq_entries`` (migration 0005), so
+    every writer, SQL run by hand included, keeps it right. A row whose count
+    fell to zero stays; readers skip it.
+    """
+
+    __tablename__ = "dlq_entry_counts"
+
+    domain: str = Field(primary_key=True, max_length=100)
+    status: str = Field(primary_key=True, max_length=32)
+    n: int = Field(sa_type=sa.BigInteger, nullable=False)
+
+
+def _utc_session(dbapi_conn: Any, _record: Any) -> None:
+    """Run each PostgreSQL session in UTC.
+
+    Every time column is ``timestamptz``, so answers do not change; but
+    psycopg then hands back ``datetime.timezone.utc`` times instead of
+    ``ZoneInfo("Etc/UTC")`` ones, which the list hot path formats without a
+    conversion (0.9 instead of 1.3 us, 140 times per page of 20).
+    """
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    try:
+        dbapi_conn.execute("SET TIME ZONE 'UTC'")
+    finally:
+        dbapi_conn.autocommit = autocommit
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url``, tuned for several processes on SQLite.
 
     SQLite files get WAL, ``synchronous=NORMAL`` and a busy timeout, because the
     worker writes while clients read from other processes; the parent
-    folder is created.
+    folder is created. PostgreSQL sessions run in UTC (see :func:`_utc_session`).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
-        return sa.create_engine(url, **kwargs)
+        engine = sa.create_engine(url, **kwargs)
+        if parsed.get_backend_name() == "postgresql":
+            sa.event.listen(engine, "connect", _utc_session)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -38,9 +39,15 @@ class EntryFilters:
 
     def fingerprint(self) -> str:
         """A stable digest, so a cursor only continues the listing it came from."""
-        raw = json.dumps({k: getattr(self, k) for k in FILTER_KEYS}, default=str,
-                         sort_keys=True)
-        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+        return _fingerprint(self)
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(filters: EntryFilters) -> str:
+    # Cached: a traversal checks and signs the same filters on every page.
+    raw = json.dumps({k: getattr(filters, k) for k in FILTER_KEYS}, default=str,
+                     sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def _datetime(key: str, value: Any) -> datetime:
@@ -156,7 +163,7 @@ def encode_cursor(*, created_at: datetime, entry_id: str, filters: EntryFilters,
     """An opaque, signed cursor pointing after (created_at, id) in one listing."""
     body = json.dumps([created_at.isoformat(), entry_id, filters.fingerprint()],
                       separators=(",", ":")).encode()
-    sig = hmac.new(secret, body, hashlib.sha256).digest()[:16]
+    sig = hmac.digest(secret, body, "sha256")[:16]
     return base64.urlsafe_b64encode(sig + body).decode().rstrip("=")
 
 
@@ -170,7 +177,7 @@ def decode_cursor(cursor: str, *, filters: EntryFilters, secret: bytes) -> tuple
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         sig, body = raw[:16], raw[16:]
-        if not hmac.compare_digest(sig, hmac.new(secret, body, hashlib.sha256).digest()[:16]):
+        if not hmac.compare_digest(sig, hmac.digest(secret, body, "sha256")[:16]):
             raise ValueError("signature mismatch")
         created, entry_id, fingerprint = json.loads(body)
         when = datetime.fromisoformat(created)

@@ -249,30 +249,201 @@ def _list_select() -> Any:
 
 NEWEST_FIRST = (DLQEntry.created_at.desc(), DLQEntry.id.desc())
 
+# --- the list hot path: hand-written SQL on the DBAPI cursor -----------------------------
+#
+# A list page or a keyset page takes a fraction of a millisecond in the
+# database. Building the SQLAlchemy statement, its cache key, the ORM result
+# and ``mappings()`` rows cost several times that, so these three queries are
+# plain SQL strings (one per filter shape, cached) run on the DBAPI cursor of
+# the caller's connection. The filters mean exactly what ``_conditions``
+# means (the bulk paths still use it); tests/test_entry_counts.py compares the
+# two for every filter, and tests/test_queries.py checks the listings.
 
-def find_entries(*, session: Session, filters: EntryFilters, offset: int,
+LIST_SQL_COLUMNS = ", ".join(LIST_COLUMNS)
+DATETIME_COLUMNS = tuple(c for c in LIST_COLUMNS
+                         if isinstance(DLQEntry.__table__.c[c].type, UTCDateTime))
+_DATETIME_POSITIONS = tuple((LIST_COLUMNS.index(c), c) for c in DATETIME_COLUMNS)
+_EQUAL_FILTERS = ("domain", "failure_type", "entity_type", "entity_id", "error_code", "user_id")
+_SQL_CACHE: dict[tuple[Any, ...], str] = {}
+
+
+def _sqlite_bind_time(value: datetime) -> str:
+    # What UTCDateTime + SQLAlchemy's SQLite DATETIME store: naive UTC, microseconds.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _sqlite_iso(value: str) -> str:
+    """A stored SQLite time (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC) as ``datetime.isoformat()``."""
+    if len(value) == 26 and value[10] == " " and value[19] == ".":
+        if value.endswith("000000"):  # isoformat() drops zero microseconds
+            return f"{value[:10]}T{value[11:19]}+00:00"
+        return f"{value[:10]}T{value[11:]}+00:00"
+    parsed = datetime.fromisoformat(value)  # written by hand in another format
+    return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None
+            else parsed.astimezone(UTC)).isoformat()
+
+
+class _Dialect:
+    """How the hot path speaks to one backend: its placeholder and how it binds times."""
+
+    def __init__(self, name: str) -> None:
+        if name not in ("sqlite", "postgresql"):
+            raise NotImplementedError(
+                f"unsupported SQL dialect {name!r} (use SQLite or PostgreSQL)")
+        self.name = name
+        self.mark = "?" if name == "sqlite" else "%s"
+        self.bind_time: Any = _sqlite_bind_time if name == "sqlite" else (lambda v: v)
+
+
+def _where_sql(f: EntryFilters, d: _Dialect) -> tuple[tuple[Any, ...], list[Any]]:
+    """The filter shape (a cache key for the SQL text) and its bound values, in order."""
+    shape: list[Any] = []
+    params: list[Any] = []
+    if f.status:
+        shape.append(("status", len(f.status)))
+        params.extend(f.status)
+    for name in _EQUAL_FILTERS:
+        value = getattr(f, name)
+        if value is not None:
+            shape.append(name)
+            params.append(value)
+    if f.created_after is not None:
+        shape.append("created_after")
+        params.append(d.bind_time(f.created_after))
+    if f.created_before is not None:
+        shape.append("created_before")
+        params.append(d.bind_time(f.created_before))
+    if f.error_message:
+        shape.append("error_message")
+        needle = f.error_message.lower()
+        for char in "/%_":  # what contains(..., autoescape=True) escapes, with "/"
+            needle = needle.replace(char, "/" + char)
+        params.append(f"%{needle}%")
+    return tuple(shape), params
+
+
+def _where_text(shape: tuple[Any, ...], mark: str) -> list[str]:
+    parts = []
+    for item in shape:
+        if isinstance(item, tuple):
+            n = item[1]
+            parts.append(f"status = {mark}" if n == 1
+                         else f"status IN ({', '.join([mark] * n)})")
+        elif item == "created_after":
+            parts.append(f"created_at >= {mark}")
+        elif item == "created_before":
+            parts.append(f"created_at < {mark}")
+        elif item == "error_message":
+            parts.append(f"lower(error_message) LIKE {mark} ESCAPE '/'")
+        else:
+            parts.append(f"{item} = {mark}")
+    return parts
+
+
+def _sql(kind: str, shape: tuple[Any, ...], d: _Dialect) -> str:
+    key = (kind, d.name, shape)
+    sql = _SQL_CACHE.get(key)
+    if sql is None:
+        where = _where_text(shape, d.mark)
+        if kind == "after":
+            where.append(f"(created_at, id) < ({d.mark}, {d.mark})")
+        cond = f" WHERE {' AND '.join(where)}" if where else ""
+        if kind == "count":
+            sql = f"SELECT count(*) FROM dlq_entries{cond}"
+        else:  # "page" (offset), "first" and "after" (keyset)
+            tail = " OFFSET " + d.mark if kind == "page" else ""
+            sql = (f"SELECT {LIST_SQL_COLUMNS} FROM dlq_entries{cond} "
+                   f"ORDER BY created_at DESC, id DESC LIMIT {d.mark}{tail}")
+        _SQL_CACHE[key] = sql
+    return sql
+
+
+def _dbapi_rows(session: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Rows of ``sql`` as the driver returns them, on the session's or connection's DBAPI cursor."""
+    conn = session.connection() if isinstance(session, Session) else session
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _as_dicts(rows: list[Any], d: _Dialect) -> list[dict[str, Any]]:
+    """List rows as dicts keyed by :data:`LIST_COLUMNS`, times as ISO 8601 UTC strings.
+
+    The same strings ``datetime.isoformat()`` gave through the ORM; done here
+    with string operations on SQLite's stored text, which costs a third of
+    parsing to datetimes and formatting them again.
+    """
+    out = []
+    if d.name == "sqlite":
+        for row in rows:
+            item = dict(zip(LIST_COLUMNS, row, strict=True))
+            for i, name in _DATETIME_POSITIONS:
+                value = row[i]
+                if value is not None:
+                    # The usual case inline (a call per value shows at 20 rows x 7 times).
+                    item[name] = (value.replace(" ", "T") + "+00:00"
+                                  if len(value) == 26 and value[20:] != "000000"
+                                  else _sqlite_iso(value))
+            out.append(item)
+        return out
+    for row in rows:
+        item = dict(zip(LIST_COLUMNS, row, strict=True))
+        for i, name in _DATETIME_POSITIONS:
+            value = row[i]
+            if value is not None:
+                # create_db_engine's sessions run in UTC: no conversion needed.
+                item[name] = (value.isoformat() if value.tzinfo is UTC
+                              else value.astimezone(UTC).isoformat())
+        out.append(item)
+    return out
+
+
+def _dialect_of(session: Any) -> _Dialect:
+    name = (session.get_bind().dialect.name if isinstance(session, Session)
+            else session.dialect.name)
+    return _DIALECTS.get(name) or _Dialect(name)  # the latter raises NotImplementedError
+
+
+_DIALECTS = {name: _Dialect(name) for name in ("sqlite", "postgresql")}
+
+
+def find_entries(*, session: Session | sa.Connection, filters: EntryFilters, offset: int,
                  limit: int) -> list[dict[str, Any]]:
-    """One page of list rows, newest first, with offset/limit done in SQL."""
-    stmt = (_list_select().where(*_conditions(filters)).order_by(*NEWEST_FIRST)
-            .offset(offset).limit(limit))
-    return _list_rows(session, stmt)
+    """One page of list rows, newest first, with offset/limit done in SQL.
+
+    Args:
+        session: A session or a Core connection (the hot path uses a connection).
+        filters: Validated filters.
+        offset: Rows to skip.
+        limit: Rows to return.
+    """
+    d = _dialect_of(session)
+    shape, params = _where_sql(filters, d)
+    return _as_dicts(_dbapi_rows(session, _sql("page", shape, d), [*params, limit, offset]), d)
 
 
-def count_entries(*, session: Session, filters: EntryFilters) -> int:
+def count_entries(*, session: Session | sa.Connection, filters: EntryFilters) -> int:
     """How many entries match ``filters``."""
-    stmt = sa.select(sa.func.count()).select_from(DLQEntry).where(*_conditions(filters))
-    return session.execute(stmt).scalar_one()
+    d = _dialect_of(session)
+    shape, params = _where_sql(filters, d)
+    return _dbapi_rows(session, _sql("count", shape, d), params)[0][0]
 
 
-def find_entries_after(*, session: Session, filters: EntryFilters,
+def find_entries_after(*, session: Session | sa.Connection, filters: EntryFilters,
                        after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
     """Keyset page: the ``limit`` newest entries strictly after ``after`` (created_at, id)."""
-    conds = _conditions(filters)
-    if after is not None:
-        conds.append(sa.tuple_(DLQEntry.created_at, DLQEntry.id)
-                     < sa.tuple_(sa.literal(after[0], UTCDateTime), sa.literal(after[1])))
-    stmt = _list_select().where(*conds).order_by(*NEWEST_FIRST).limit(limit)
-    return _list_rows(session, stmt)
+    d = _dialect_of(session)
+    shape, params = _where_sql(filters, d)
+    if after is None:
+        sql = _sql("first", shape, d)
+        params.append(limit)
+    else:
+        sql = _sql("after", shape, d)
+        params += [d.bind_time(after[0]), after[1], limit]
+    return _as_dicts(_dbapi_rows(session, sql, params), d)
 
 
 def find_open(*, session: Session, statuses: Sequence[str], domain: str | None,
@@ -322,12 +493,30 @@ def find_sla_breached(*, session: Session, now: datetime, thresholds: dict[str, 
     return list(session.exec(stmt))
 
 
+def _counter_sums(session: Session | sa.Connection, column: str, where: str | None,
+                  value: str | None) -> dict[str, int]:
+    """Entry counts grouped by ``column`` from ``dlq_entry_counts``; zero buckets dropped."""
+    d = _dialect_of(session)
+    key = ("counts", d.name, column, where)
+    sql = _SQL_CACHE.get(key)
+    if sql is None:
+        cond = f" WHERE {where} = {d.mark}" if where is not None else ""
+        sql = _SQL_CACHE[key] = (f"SELECT {column}, sum(n) FROM dlq_entry_counts{cond} "
+                                 f"GROUP BY {column} HAVING sum(n) > 0")
+    rows = _dbapi_rows(session, sql, () if where is None else (value,))
+    if d.name == "sqlite":
+        return dict(rows)
+    return {k: int(n) for k, n in rows}  # PostgreSQL's sum(bigint) is numeric
+
+
 def stats(*, session: Session, now: datetime) -> dict[str, Any]:
-    """Counts by status and domain, oldest open entry, replay success rate, recent stores."""
-    by_status = dict(session.execute(
-        sa.select(DLQEntry.status, sa.func.count()).group_by(DLQEntry.status)).all())
-    by_domain = dict(session.execute(
-        sa.select(DLQEntry.domain, sa.func.count()).group_by(DLQEntry.domain)).all())
+    """Counts by status and domain, oldest open entry, replay success rate, recent stores.
+
+    The status and domain counts come from the trigger-kept ``dlq_entry_counts``
+    (a few dozen rows), not from a GROUP BY over every entry.
+    """
+    by_status = _counter_sums(session, "status", None, None)
+    by_domain = _counter_sums(session, "domain", None, None)
     oldest = session.execute(sa.select(sa.func.min(DLQEntry.created_at))
                              .where(DLQEntry.status.in_(OPEN))).scalar_one()
     if isinstance(oldest, str):  # SQLite min() over the column loses its type
@@ -358,20 +547,18 @@ def stats(*, session: Session, now: datetime) -> dict[str, Any]:
     }
 
 
-def facet_counts(*, session: Session, status: str | None,
+def facet_counts(*, session: Session | sa.Connection, status: str | None,
                  domain: str | None) -> dict[str, dict[str, int]]:
     """Faceted counts: ``by_status`` scoped by ``domain``, ``by_domain`` scoped by ``status``.
 
-    Zero buckets never appear (GROUP BY only yields present values).
+    Read from ``dlq_entry_counts`` (one row per domain and status, kept exact by
+    triggers), so the cost does not grow with the number of entries. Zero
+    buckets never appear.
     """
-    by_status = sa.select(DLQEntry.status, sa.func.count()).group_by(DLQEntry.status)
-    if domain is not None:
-        by_status = by_status.where(DLQEntry.domain == domain)
-    by_domain = sa.select(DLQEntry.domain, sa.func.count()).group_by(DLQEntry.domain)
-    if status is not None:
-        by_domain = by_domain.where(DLQEntry.status == status)
-    return {"by_status": dict(session.execute(by_status).all()),
-            "by_domain": dict(session.execute(by_domain).all())}
+    return {"by_status": _counter_sums(session, "status", "domain" if domain is not None
+                                       else None, domain),
+            "by_domain": _counter_sums(session, "domain", "status" if status is not None
+                                       else None, status)}
 
 
 # --- maintenance -----------------------------------------------------------------------
@@ -653,6 +840,12 @@ class SQLModelRepository:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # The hot-path reads need no transaction. On PostgreSQL, autocommit saves
+        # the BEGIN and the ROLLBACK the pool sends on return: two round trips,
+        # more than a list page's query. (Each statement has its own snapshot
+        # under READ COMMITTED either way; SQLite reads begin no transaction.)
+        self._reads = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                       if engine.dialect.name == "postgresql" else engine)
 
     def _read(self) -> Session:
         return Session(self.engine)
@@ -678,12 +871,16 @@ class SQLModelRepository:
                          now=datetime.now(UTC))
             session.commit()
 
+    def _fast_read(self) -> sa.Connection:
+        # A Core connection, not a Session: the list hot path needs only its DBAPI cursor.
+        return self._reads.connect()
+
     def list_page(self, filters: EntryFilters, offset: int,
                   limit: int) -> tuple[list[dict[str, Any]], int]:
         """One page of list rows (newest first) and the total count."""
-        with self._read() as session:
-            return (find_entries(session=session, filters=filters, offset=offset, limit=limit),
-                    count_entries(session=session, filters=filters))
+        with self._fast_read() as conn:
+            return (find_entries(session=conn, filters=filters, offset=offset, limit=limit),
+                    count_entries(session=conn, filters=filters))
 
     def freeze_bulk_set(self, bulk_id: str, filters: EntryFilters) -> int:
         """Fix a redrive's entry set; returns its size."""
@@ -712,9 +909,8 @@ class SQLModelRepository:
     def list_after(self, filters: EntryFilters, after: tuple[datetime, str] | None,
                    limit: int) -> list[dict[str, Any]]:
         """A keyset page after (created_at, id)."""
-        with self._read() as session:
-            return find_entries_after(session=session, filters=filters, after=after,
-                                      limit=limit)
+        with self._fast_read() as conn:
+            return find_entries_after(session=conn, filters=filters, after=after, limit=limit)
 
     def find_open(self, statuses: Sequence[str], domain: str | None, failure_type: str | None,
                   replayable: bool, limit: int) -> list[FailedOperationData]:
@@ -756,8 +952,8 @@ class SQLModelRepository:
 
     def facet_counts(self, status: str | None, domain: str | None) -> dict[str, dict[str, int]]:
         """Faceted status x domain counts."""
-        with self._read() as session:
-            return facet_counts(session=session, status=status, domain=domain)
+        with self._fast_read() as conn:
+            return facet_counts(session=conn, status=status, domain=domain)
 
     def archive_closed(self, cutoff: datetime, now: datetime, dry_run: bool) -> int:
         """Archive entries closed before ``cutoff``."""

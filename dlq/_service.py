@@ -209,6 +209,29 @@ class AsyncDLQService:
             ValueError: Naming the invalid field (nothing is written), or
                 ``mode="async"`` together with a ``request``.
         """
+        ready = self._admit(domain, failure_type, entity_type, entity_id, user_id, error_code,
+                            error_message, snapshot_data, request_data, response_data, metadata,
+                            next_action_hint, recommended_action, request, mode,
+                            dedup_key=dedup_key)
+        if isinstance(ready, DLQEntryResult):
+            return ready
+        return await self._store(ready)
+
+    def _admit(self, domain: str, failure_type: str, entity_type: str | None = None,
+               entity_id: str | None = None, user_id: int | None = None, error_code: str = "",
+               error_message: str = "", snapshot_data: dict[str, Any] | None = None,
+               request_data: dict[str, Any] | None = None,
+               response_data: dict[str, Any] | None = None,
+               metadata: dict[str, Any] | None = None, next_action_hint: str = "",
+               recommended_action: str = "", request: Any = None,
+               mode: Literal["sync", "async"] | None = None, *, dedup_key: str | None = None,
+               start_relay: bool = True) -> DLQEntryResult | EntryInput:
+        """The part of :meth:`store_failure` that needs no event loop (any thread).
+
+        Validates and builds the entry; answers at once when the DLQ is
+        disabled or the store is async (appended to the outbox). Otherwise
+        returns the entry, for a sync store.
+        """
         if mode not in (None, "sync", "async"):
             raise ValueError(f"mode must be 'sync', 'async' or None, got {mode!r}")
         if mode == "async" and request is not None:
@@ -224,8 +247,8 @@ class AsyncDLQService:
             recommended_action, request, config=self.config, dedup_key=dedup_key,
         )
         if mode == "async":
-            return self._enqueue(entry)
-        return await self._store(entry)
+            return self._enqueue(entry, start_relay=start_relay)
+        return entry
 
     # --- outbox ------------------------------------------------------------------
 
@@ -236,15 +259,23 @@ class AsyncDLQService:
             self._outbox = Outbox(self.config.outbox_path)
         return self._outbox
 
-    def _enqueue(self, entry: EntryInput, error: str | None = None) -> DLQEntryResult:
-        """Keep ``entry`` in the outbox; ``error`` set means this is a sync fallback."""
+    def _enqueue(self, entry: EntryInput, error: str | None = None, *,
+                 start_relay: bool = True) -> DLQEntryResult:
+        """Keep ``entry`` in the outbox; ``error`` set means this is a sync fallback.
+
+        ``start_relay=False``: the caller makes sure the relay runs (the
+        blocking API starts it on its own loop thread, not the caller's).
+        """
         try:
             self.outbox.append(entry)
         except Exception as err:  # noqa: BLE001 - report, never raise to the caller
             log.error("DLQ outbox append failed for %s: %r", entry.dlq_id, err)
             lost = f"outbox append failed: {type(err).__name__}: {err}"
             return DLQEntryResult(success=False, error=f"{error}; {lost}" if error else lost)
-        self.start_relay()
+        if start_relay:
+            self.start_relay()
+        elif self._relay is not None:
+            self._relay.notify()
         if error is None:
             return DLQEntryResult(success=True,
                                   dlq_id=None if entry.dedup_key else entry.dlq_id)
@@ -255,7 +286,7 @@ class AsyncDLQService:
     def start_relay(self) -> Relay:
         """Run the relay for this service's outbox on the running loop (idempotent)."""
         if self._relay is None:
-            self._relay = Relay(self.outbox, self.deliver, batch_size=100)
+            self._relay = Relay(self.outbox, self.deliver, batch_size=100, ready=self.get_client)
         task = self._relay_task
         if task is None or task.done():
             try:
@@ -268,7 +299,7 @@ class AsyncDLQService:
     async def drain_outbox(self, *, timeout: float | None = None) -> int:
         """Deliver every outbox record now (for operators); returns how many."""
         if self._relay is None:
-            self._relay = Relay(self.outbox, self.deliver, batch_size=100)
+            self._relay = Relay(self.outbox, self.deliver, batch_size=100, ready=self.get_client)
         return await self._relay.drain(timeout=timeout)
 
     async def deliver(self, entry: EntryInput) -> None:
@@ -797,10 +828,15 @@ class AsyncDLQService:
         Raises:
             ValueError: Naming an unknown filter key or a value of the wrong type.
         """
+        return await asyncio.to_thread(self._list_entries, filters, page, page_size)
+
+    def _list_entries(self, filters: dict[str, Any] | None = None, page: int = 1,
+                      page_size: int = 20) -> dict[str, Any]:
+        # Blocking body of list_entries; DLQService calls it on the caller's thread.
         parsed = parse_filters(filters)
         page, page_size = _int("page", page), _int("page_size", page_size)
         page, page_size = max(1, page), min(max(1, page_size), 100)
-        rows, total = await self._sql("list_page", parsed, (page - 1) * page_size, page_size)
+        rows, total = self.repository.list_page(parsed, (page - 1) * page_size, page_size)
         total_pages = math.ceil(total / page_size)
         return {"results": rows, "page": page, "page_size": page_size,
                 "total_pages": total_pages, "total_count": total,
@@ -824,11 +860,16 @@ class AsyncDLQService:
         Raises:
             ValueError: Bad filters, or a forged, altered or foreign cursor.
         """
+        return await asyncio.to_thread(self._iter_entries, filters, cursor=cursor, limit=limit)
+
+    def _iter_entries(self, filters: dict[str, Any] | None = None, *,
+                      cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
+        # Blocking body of iter_entries; DLQService calls it on the caller's thread.
         parsed = parse_filters(filters)
         limit = min(max(1, _int("limit", limit)), 1000)
         after = (decode_cursor(cursor, filters=parsed, secret=self.config.cursor_key)
                  if cursor else None)
-        rows = await self._sql("list_after", parsed, after, limit)
+        rows = self.repository.list_after(parsed, after, limit)
         next_cursor = None
         if len(rows) == limit:
             last = rows[-1]
@@ -867,7 +908,10 @@ class AsyncDLQService:
     async def get_stats(self) -> dict[str, Any]:
         """Counts by status and domain, oldest open entry age, replay success rate and
         entries stored in the last hour and day."""
-        return await self._sql("stats", _now())
+        return await asyncio.to_thread(self._get_stats)
+
+    def _get_stats(self) -> dict[str, Any]:
+        return self.repository.stats(_now())
 
     async def get_facet_counts(self, *, status: str | None = None,
                                domain: str | None = None) -> dict[str, dict[str, int]]:
@@ -878,9 +922,13 @@ class AsyncDLQService:
         Raises:
             ValueError: For an unknown status.
         """
+        return await asyncio.to_thread(self._get_facet_counts, status=status, domain=domain)
+
+    def _get_facet_counts(self, *, status: str | None = None,
+                          domain: str | None = None) -> dict[str, dict[str, int]]:
         if status is not None:
             parse_filters({"status": status})
-        return await self._sql("facet_counts", status, domain)
+        return self.repository.facet_counts(status, domain)
 
     # --- maintenance ------------------------------------------------------------------
 
@@ -1104,6 +1152,22 @@ def _blocking(method: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     return call
 
 
+def _direct(method: Callable[..., Awaitable[T]], body: Callable[..., T]) -> Callable[..., T]:
+    """The blocking twin of a SQL-only ``AsyncDLQService`` method, run on the caller's thread.
+
+    A read of a fraction of a millisecond would otherwise wait for two thread
+    hand-offs (to the loop thread, then to a worker thread), which cost more
+    than the query on a busy machine. ``body`` is the same code the async
+    method runs in its worker thread, so answers and errors are identical.
+    """
+
+    @functools.wraps(method)
+    def call(self: DLQService, *args: Any, **kwargs: Any) -> T:
+        return body(self.aio, *args, **kwargs)
+
+    return call
+
+
 class DLQService:
     """Dead Letter Queue Service: the blocking API for plain code.
 
@@ -1143,7 +1207,19 @@ class DLQService:
         """The SQL read side."""
         return self.aio.repository
 
-    store_failure = _blocking(AsyncDLQService.store_failure)
+    @functools.wraps(AsyncDLQService.store_failure)
+    def store_failure(self, *args: Any, **kwargs: Any) -> DLQEntryResult:  # noqa: D102
+        # An async store is an outbox append: do it on the caller's thread (no
+        # hand-off to the loop thread and back, which would cost more than the
+        # append itself) and only wake the relay on the loop thread.
+        ready = self.aio._admit(*args, **kwargs, start_relay=False)
+        if isinstance(ready, EntryInput):
+            return self._loop.run(self.aio._store(ready))
+        task = self.aio._relay_task
+        if ready.success and (task is None or task.done()):
+            self._loop.loop.call_soon_threadsafe(self.aio.start_relay)
+        return ready
+
     create_test_entry = _blocking(AsyncDLQService.create_test_entry)
     retry_entry = _blocking(AsyncDLQService.retry_entry)
     force_redrive_entry = _blocking(AsyncDLQService.force_redrive_entry)
@@ -1151,14 +1227,15 @@ class DLQService:
     resolve_entries_batch = _blocking(AsyncDLQService.resolve_entries_batch)
     get_entry = _blocking(AsyncDLQService.get_entry)
     get_entry_by_id = _blocking(AsyncDLQService.get_entry_by_id)
-    list_entries = _blocking(AsyncDLQService.list_entries)
-    iter_entries = _blocking(AsyncDLQService.iter_entries)
+    list_entries = _direct(AsyncDLQService.list_entries, AsyncDLQService._list_entries)
+    iter_entries = _direct(AsyncDLQService.iter_entries, AsyncDLQService._iter_entries)
     get_pending_entries = _blocking(AsyncDLQService.get_pending_entries)
     get_replayable_entries = _blocking(AsyncDLQService.get_replayable_entries)
     get_expired_entries = _blocking(AsyncDLQService.get_expired_entries)
     get_sla_breached_entries = _blocking(AsyncDLQService.get_sla_breached_entries)
-    get_stats = _blocking(AsyncDLQService.get_stats)
-    get_facet_counts = _blocking(AsyncDLQService.get_facet_counts)
+    get_stats = _direct(AsyncDLQService.get_stats, AsyncDLQService._get_stats)
+    get_facet_counts = _direct(AsyncDLQService.get_facet_counts,
+                               AsyncDLQService._get_facet_counts)
     expire_entries = _blocking(AsyncDLQService.expire_entries)
     archive_old_entries = _blocking(AsyncDLQService.archive_old_entries)
     purge_archived = _blocking(AsyncDLQService.purge_archived)

@@ -84,3 +84,29 @@ async def _wait_row(svc, dlq_id: str) -> bool:  # noqa: ANN001
                             lambda e: e is not None, timeout=20) is not None
 
 
+
+
+def test_blocking_async_store_appends_on_the_callers_thread_and_relays_from_its_loop(
+        config: DLQConfig, tmp_path: Path) -> None:
+    import threading
+
+    from dlq import DLQService
+
+    with DLQService(with_config(config, outbox_path=str(tmp_path / "b.db"))) as svc:
+        appended_on: list[str] = []
+        append = svc.aio.outbox.append
+
+        def spy(entry):  # noqa: ANN001, ANN202
+            appended_on.append(threading.current_thread().name)
+            append(entry)
+
+        svc.aio.outbox.append = spy
+        results = [svc.store_failure("webhook", "HTTP_503", entity_id=str(i), mode="async")
+                   for i in range(5)]
+        assert all(r.success and r.dlq_id for r in results)
+        assert set(appended_on) == {threading.current_thread().name}
+        for r in results:
+            assert asyncio.run(_wait_row(svc, r.dlq_id))
+        task = svc.aio._relay_task
+        assert task is not None and task.get_loop() is svc._loop.loop
+        assert svc.get_capture_stats()["outbox_depth"] == 0

@@ -103,13 +103,23 @@ def test_entry_dict_is_json_safe(engine: Engine) -> None:
 def test_a_frozen_bulk_set_ignores_later_entries_and_can_be_dropped(engine: Engine) -> None:
     from dlq._filters import parse_filters
 
+    import uuid
+
     sql = repo.SQLModelRepository(engine)
-    persist(engine, new_state("f-1"), include_data=True)
-    persist(engine, new_state("f-2"), include_data=True)
-    filters = parse_filters({"domain": "payment"})
-    assert sql.freeze_bulk_set("b1", filters) == 2
-    persist(engine, new_state("f-3"), include_data=True)  # stored after the freeze
-    assert sql.freeze_bulk_set("b1", filters) == 2  # idempotent: the set stays as frozen
-    assert sql.bulk_page_ids("b1", "", 10) == ["f-1", "f-2"]
-    assert sql.drop_bulk_set("b1") == 2
-    assert sql.bulk_page_ids("b1", "", 10) == []
+    tag = uuid.uuid4().hex[:8]  # the PostgreSQL database is shared across tests
+    ids = [f"f-{tag}-{i}" for i in range(3)]
+
+    def put(dlq_id: str) -> None:
+        persist(engine, new_state(dlq_id).model_copy(update={"failure_type": f"F{tag}"}),
+                include_data=True)
+
+    put(ids[0])
+    put(ids[1])
+    filters = parse_filters({"failure_type": f"F{tag}"})
+    bulk = f"b-{tag}"
+    assert sql.freeze_bulk_set(bulk, filters) == 2
+    put(ids[2])  # stored after the freeze
+    assert sql.freeze_bulk_set(bulk, filters) == 2  # idempotent: the set stays as frozen
+    assert sql.bulk_page_ids(bulk, "", 10) == ids[:2]
+    assert sql.drop_bulk_set(bulk) == 2
+    assert sql.bulk_page_ids(bulk, "", 10) == []
