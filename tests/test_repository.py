@@ -101,9 +101,9 @@ def test_entry_dict_is_json_safe(engine: Engine) -> None:
 
 
 def test_a_frozen_bulk_set_ignores_later_entries_and_can_be_dropped(engine: Engine) -> None:
-    from dlq._filters import parse_filters
-
     import uuid
+
+    from dlq._filters import parse_filters
 
     sql = repo.SQLModelRepository(engine)
     tag = uuid.uuid4().hex[:8]  # the PostgreSQL database is shared across tests
