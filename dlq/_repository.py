@@ -7,6 +7,7 @@ through :class:`SQLModelRepository`. Tests call both directly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -91,6 +92,43 @@ DATA_COLUMNS = (
 )
 
 
+_ENTRY_TABLE: sa.Table = DLQEntry.__table__  # type: ignore[assignment]
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+@functools.cache
+def _entry_statements(dialect: str) -> tuple[Any, Any]:
+    """The entry upsert and update, built once per dialect; values come as parameters.
+
+    Persisting runs for every transition of every entry. Building a statement
+    with its values each time (ORM-enabled or not) costs more CPU than the SQL
+    itself; a fixed Core statement hits the compiled cache at once.
+    """
+    table = _ENTRY_TABLE
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise NotImplementedError(
+            f"unsupported SQL dialect {dialect!r} (use SQLite or PostgreSQL)")
+    columns = (*MUTABLE_COLUMNS, "id", "metadata", *DATA_COLUMNS)
+    ins = insert(table).values({name: sa.bindparam(name, type_=table.c[name].type)
+                                for name in columns})
+    upsert = ins.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={name: ins.excluded[name] for name in MUTABLE_COLUMNS},
+        where=table.c.version < ins.excluded.version,
+    ).returning(table.c.id)
+    update = (sa.update(table)
+              .where(table.c.id == sa.bindparam("w_id", type_=table.c.id.type),
+                     table.c.version < sa.bindparam("w_version", type_=table.c.version.type))
+              .values({name: sa.bindparam(name, type_=table.c[name].type)
+                       for name in MUTABLE_COLUMNS})
+              .returning(table.c.id))
+    return upsert, update
+
+
 def _insert(session: Session, model: Any) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -116,23 +154,13 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> 
     values["status"] = str(state.status)
     values["attempts"] = [a.model_dump(mode="json") for a in state.attempts]
     if not include_data:
-        result = session.execute(
-            sa.update(DLQEntry)
-            .where(DLQEntry.id == state.id, DLQEntry.version < state.version)
-            .values(**values)
-            .returning(DLQEntry.id)
-        )
-        return result.first() is not None
-    insert_values = dict(values, id=state.id, extra_metadata=state.metadata,
-                         **{name: getattr(state, name) for name in DATA_COLUMNS})
-    stmt = _insert(session, DLQEntry).values(**insert_values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[DLQEntry.id],
-        set_={name: getattr(stmt.excluded, name) for name in MUTABLE_COLUMNS},
-        where=DLQEntry.version < stmt.excluded.version,
-    )
+        values.update(w_id=state.id, w_version=state.version)
+        return session.execute(_entry_statements(_dialect(session))[1],
+                               values).first() is not None
+    values.update(id=state.id, metadata=state.metadata,
+                  **{name: getattr(state, name) for name in DATA_COLUMNS})
     # RETURNING, because rowcount is not reliable for upserts on every driver.
-    return session.execute(stmt.returning(DLQEntry.id)).first() is not None
+    return session.execute(_entry_statements(_dialect(session))[0], values).first() is not None
 
 
 def append_audit_events(*, session: Session, entry_id: str, events: Sequence[AuditEvent]) -> int:
@@ -150,9 +178,16 @@ def append_audit_events(*, session: Session, entry_id: str, events: Sequence[Aud
              to_status=str(e.to_status) if e.to_status else None, details=e.details)
         for e in events
     ]
-    stmt = _insert(session, DLQAuditEventRow).values(rows)
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["entry_id", "seq"]))
+    session.execute(_audit_statement(_dialect(session)), rows)
     return len(rows)
+
+
+@functools.cache
+def _audit_statement(dialect: str) -> Any:
+    """The audit append, built once per dialect (see :func:`_entry_statements`)."""
+    table: sa.Table = DLQAuditEventRow.__table__  # type: ignore[assignment]
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    return insert(table).on_conflict_do_nothing(index_elements=["entry_id", "seq"])
 
 
 PAYLOAD_FIELDS = ("snapshot_data", "request_data", "response_data", "metadata")
