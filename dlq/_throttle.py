@@ -11,6 +11,18 @@ a path's capacity, and stops almost completely when the downstream is down.
   ``decrease_factor``, at most once per round trip: outcomes of permits
   granted before the last decrease do not decrease it again, so one burst of
   failures halves the limit once instead of collapsing it.
+- **Queueing.** A downstream that queues calls above its capacity instead of
+  refusing them never fails, and may never get slower than
+  ``target_latency``; it only gets slower than it was. So latency is also
+  judged against the downstream's own baseline: every half round, the median
+  of the last ``min_samples`` successes is divided by the baseline, the lowest
+  median of ``window`` successes seen over ``baseline_seconds`` (the latency
+  when concurrency was low, which every decrease brings back). A slowdown
+  above ``latency_tolerance`` means calls wait in a queue: the limit is
+  multiplied by ``decrease_factor / slowdown**2``, since it is past the
+  capacity by about the slowdown and the queue must drain as well. Medians are
+  compared with medians, so a downstream whose latency is high or spread out
+  but does not grow with concurrency is not throttled.
 - **Health.** ``healthy``, ``degraded`` or ``emergency``, derived from the
   recent outcomes (the last ``window`` of them, none older than
   ``window_seconds``): their error rate and median latency. Entering
@@ -32,11 +44,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -150,8 +163,23 @@ class AdaptiveThrottle:
             counts while at least half the limit is in use, so a redrive that
             does not use its limit does not inflate it.
         decrease_factor: The limit is multiplied by this (in (0, 1)) on a
-            failure or a success slower than ``target_latency``.
+            failure, a success slower than ``target_latency``, or queueing
+            (see ``latency_tolerance``).
         target_latency: Seconds a healthy replay takes at most.
+        latency_tolerance: How much slower than its baseline the downstream
+            may get before the throttle backs off (at least 1; None turns the
+            check off, leaving only ``target_latency``). The median of the
+            last ``min_samples`` successes is divided by the baseline, the
+            lowest median of ``window`` successes over ``baseline_seconds``.
+            The default 1.5 tolerates ordinary jitter and keeps a downstream
+            that queues above K calls at 0.7-1.0 K in flight on average. A
+            downstream whose latencies spread widely (p90 over p10 above
+            about 2.5) raises false alarms that keep the limit low: give it
+            a larger tolerance or ``min_samples``.
+        baseline_seconds: How long a baseline latency counts. A downstream
+            that got slower for good (not from our load) is judged against its
+            new latency after this long at most; until then the throttle errs
+            on the side of backing off.
         window: How many recent outcomes health is derived from.
         window_seconds: Outcomes older than this no longer count.
         min_samples: Fewer outcomes in the window than this is no evidence:
@@ -181,6 +209,8 @@ class AdaptiveThrottle:
         increase: float = 1.0,
         decrease_factor: float = 0.5,
         target_latency: float = 1.0,
+        latency_tolerance: float | None = 1.5,
+        baseline_seconds: float = 60.0,
         window: int = 50,
         window_seconds: float = 30.0,
         min_samples: int = 10,
@@ -201,6 +231,9 @@ class AdaptiveThrottle:
         _check(increase > 0, "increase", "must be positive", increase)
         _check(0 < decrease_factor < 1, "decrease_factor", "must be in (0, 1)", decrease_factor)
         _check(target_latency > 0, "target_latency", "must be positive", target_latency)
+        _check(latency_tolerance is None or latency_tolerance >= 1, "latency_tolerance",
+               "must be at least 1 or None", latency_tolerance)
+        _check(baseline_seconds > 0, "baseline_seconds", "must be positive", baseline_seconds)
         _check(window >= 1, "window", "must be at least 1", window)
         _check(window_seconds > 0, "window_seconds", "must be positive", window_seconds)
         _check(1 <= min_samples <= window, "min_samples",
@@ -222,6 +255,9 @@ class AdaptiveThrottle:
         self._increase = float(increase)
         self._decrease_factor = float(decrease_factor)
         self._target_latency = float(target_latency)
+        self._latency_tolerance = (None if latency_tolerance is None
+                                   else float(latency_tolerance))
+        self._baseline_seconds = float(baseline_seconds)
         self._window_size = int(window)
         self._window_seconds = float(window_seconds)
         self._min_samples = int(min_samples)
@@ -246,6 +282,14 @@ class AdaptiveThrottle:
         self._window: deque[tuple[float, bool, float]] = deque()  # (at, success, latency)
         self._window_failures = 0
         self._sorted_latencies: list[float] | None = None  # cache, None when stale
+        # Latencies of the last successes granted since the last decrease, and a
+        # sliding-window minimum of their medians: (at, median), increasing
+        # left to right; the baseline is the leftmost.
+        self._recent: deque[float] = deque(maxlen=self._window_size)
+        self._baselines: deque[tuple[float, float]] = deque()
+        self._since_judged = 0
+        self._judge_every = max(1, self._min_samples // 2)
+        self._queue_decrease = False  # whether the last decrease was for queueing
         self._health: Health = "healthy"
         self._next_probe_at = -math.inf
         self._probe_in_flight = False
@@ -283,8 +327,10 @@ class AdaptiveThrottle:
         Returns:
             ``limit``, ``in_flight``, ``health``; of the window: ``samples``,
             ``error_rate``, ``p50_latency`` and ``p95_latency`` (None while
-            empty); totals ``succeeded``, ``failed``, ``refused`` (refusals
-            returned plus waits that timed out); and ``last_error``.
+            empty); ``baseline_latency`` and ``recent_latency``, the medians
+            the queueing check compares (None until known); totals
+            ``succeeded``, ``failed``, ``refused`` (refusals returned plus
+            waits that timed out); and ``last_error``.
         """
         with self._lock:
             self._refresh(self._clock())
@@ -297,6 +343,10 @@ class AdaptiveThrottle:
                 "error_rate": self._window_failures / samples if samples else 0.0,
                 "p50_latency": self._percentile(0.50),
                 "p95_latency": self._percentile(0.95),
+                "baseline_latency": self._baselines[0][1] if self._baselines else None,
+                "recent_latency": (
+                    _median(itertools.islice(reversed(self._recent), self._min_samples))
+                    if len(self._recent) >= self._min_samples else None),
                 "succeeded": self._succeeded,
                 "failed": self._failed,
                 "refused": self._refused,
@@ -485,7 +535,7 @@ class AdaptiveThrottle:
                 else:
                     self._failed += 1
                     self._last_error = error
-                self._adapt(permit, success, latency, in_flight)
+                self._adapt(permit, success, latency, in_flight, now)
                 self._record(now, permit, success, latency)
                 self._refresh(now)
             self._cond.notify_all()
@@ -494,18 +544,67 @@ class AdaptiveThrottle:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_wake, future)
 
-    def _adapt(self, permit: Permit, success: bool, latency: float, in_flight: int) -> None:
+    def _adapt(self, permit: Permit, success: bool, latency: float, in_flight: int,
+               now: float) -> None:
         """AIMD step for one outcome; ``in_flight`` counts the permit being released."""
-        if success and latency <= self._target_latency:
-            # An unused limit says nothing about capacity: grow it only while
-            # at least half of it is in use.
-            if in_flight * 2 >= self._limit:
+        slowdown = self._slowdown(permit, latency, now) if success else None
+        queueing = (slowdown is not None and self._latency_tolerance is not None
+                    and slowdown > self._latency_tolerance)
+        stale = permit._seq <= self._last_decrease_seq
+        if success and latency <= self._target_latency and not queueing:
+            # An unused limit says nothing about capacity: grow it only while at
+            # least half of it is in use. After a decrease for queueing, the
+            # permits of the round that caused it waited in that queue: they
+            # prove nothing either.
+            if in_flight * 2 >= self._limit and not (stale and self._queue_decrease):
                 self._limit = min(self._max_limit, self._limit + self._increase / self._limit)
-        elif permit._seq > self._last_decrease_seq:
+        elif not stale:
             # Permits granted before the last decrease belong to the round
             # that caused it; their failures must not shrink the limit again.
-            self._limit = max(self._min_limit, self._limit * self._decrease_factor)
+            factor = self._decrease_factor
+            if queueing:
+                assert slowdown is not None
+                # A queue shows only once the limit is past the capacity by about
+                # the slowdown (limit ~ capacity x slowdown), and what is queued
+                # must drain too: divide by the slowdown once for each.
+                factor /= slowdown * slowdown
+            self._limit = max(self._min_limit, self._limit * factor)
             self._last_decrease_seq = self._seq
+            self._queue_decrease = queueing
+            # The latencies seen so far were caused by the larger limit.
+            self._recent.clear()
+            self._since_judged = 0
+
+    def _slowdown(self, permit: Permit, latency: float, now: float) -> float | None:
+        """Record a success's latency; the recent median over the baseline, when judged."""
+        if self._latency_tolerance is None or permit._seq <= self._last_decrease_seq:
+            # Granted before the last decrease: it waited behind the old, larger limit.
+            return None
+        recent = self._recent
+        recent.append(latency)
+        self._since_judged += 1
+        if self._since_judged < self._judge_every or len(recent) < self._min_samples:
+            # Judging on every success would mostly re-test the same samples
+            # and multiply false alarms; half a round reacts fast enough.
+            return None
+        self._since_judged = 0
+        baselines = self._baselines
+        if len(recent) == recent.maxlen:
+            # A baseline candidate: the median of the last ``window`` successes
+            # since the last decrease. Far more samples than the recent median,
+            # so the minimum of candidates does not chase noise; and none right
+            # after a decrease, when the fastest calls of a round come back first.
+            candidate = _median(recent)
+            # Sliding-window minimum: a newer, lower value makes older, higher ones moot.
+            while baselines and baselines[-1][1] >= candidate:
+                baselines.pop()
+            baselines.append((now, candidate))
+        # An expired baseline is kept until a newer candidate replaces it.
+        while len(baselines) > 1 and baselines[0][0] < now - self._baseline_seconds:
+            baselines.popleft()
+        if not baselines or baselines[0][1] <= 0:
+            return None
+        return _median(itertools.islice(reversed(recent), self._min_samples)) / baselines[0][1]
 
     def _record(self, now: float, permit: Permit, success: bool, latency: float) -> None:
         if permit.probe and success and latency <= self._emergency_latency:
@@ -513,6 +612,10 @@ class AdaptiveThrottle:
             self._window.clear()
             self._window_failures = 0
             self._window_reset_seq = self._seq
+            # A recovered downstream may be slower or faster than before the emergency.
+            self._recent.clear()
+            self._baselines.clear()
+            self._since_judged = 0
         elif permit._seq <= self._window_reset_seq:
             return  # granted before the reset: stale evidence
         if len(self._window) >= self._window_size:
@@ -561,6 +664,12 @@ class AdaptiveThrottle:
             self._sorted_latencies = sorted(latency for _, _, latency in self._window)
         ranked = self._sorted_latencies
         return ranked[max(math.ceil(q * len(ranked)) - 1, 0)]
+
+
+def _median(latencies: Iterable[float]) -> float:
+    """The (upper) median of a few latencies."""
+    ranked = sorted(latencies)
+    return ranked[len(ranked) // 2]
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -163,6 +163,107 @@ def test_throttle_keeps_in_flight_near_downstream_capacity() -> None:
     assert throttle.health == "healthy"
 
 
+# --- latency against the downstream's own baseline ----------------------------
+
+
+def simulate(throttle: AdaptiveThrottle, clock: FakeClock, call, *, workers: int,
+             end: float, settled: float) -> float:
+    """``workers`` loop acquire -> ``call(now)`` -> release on the fake clock.
+
+    ``call(now)`` returns the call's end time and whether it succeeded. Every
+    refused worker retries on the next release. Returns the time-weighted
+    average of permits in flight from ``settled`` to ``end``.
+    """
+    events: list[tuple[float, int, Permit]] = []
+    order = itertools.count()
+    idle, area, last = workers, 0.0, 0.0
+
+    def start_idle() -> None:
+        nonlocal idle
+        while idle:
+            result = throttle.acquire()
+            if isinstance(result, Refusal):
+                assert result.reason == "concurrency", result
+                return
+            idle -= 1
+            done_at, ok = call(clock.now)
+            heapq.heappush(events, (done_at, next(order), result, ok))
+
+    start_idle()
+    while events and events[0][0] < end:
+        at, _, permit, ok = heapq.heappop(events)
+        if at > settled:
+            area += throttle.in_flight * (at - max(last, settled))
+        last = at
+        clock.now = at
+        permit.release(ok)  # latency measured on the fake clock
+        idle += 1
+        start_idle()
+    return area / (end - settled)
+
+
+class QueueingDownstream:
+    """K workers and a FIFO queue: calls over K wait, they are never refused."""
+
+    def __init__(self, k: int, service: float = 0.05, jitter: float = 0.2) -> None:
+        self.free_at = [0.0] * k  # when each worker is free next (a heap)
+        self.service, self.jitter = service, jitter
+        self.rng = random.Random(3)
+
+    def __call__(self, now: float) -> tuple[float, bool]:
+        # Calls arrive in time order, so the earliest free worker serves FIFO.
+        start = max(now, heapq.heappop(self.free_at))
+        done = start + self.service * (1 + self.jitter * self.rng.uniform(-1, 1))
+        heapq.heappush(self.free_at, done)
+        return done, True
+
+
+def test_queueing_downstream_converges_below_its_capacity() -> None:
+    """A downstream that queues above K never fails and stays under target_latency."""
+    k, clock = 8, FakeClock()
+    throttle = AdaptiveThrottle(clock=clock)  # default target_latency: 1 s, never reached
+    mean_in_flight = simulate(throttle, clock, QueueingDownstream(k), workers=32,
+                              end=40.0, settled=30.0)
+    assert 0.7 * k <= mean_in_flight <= 1.0 * k, mean_in_flight
+    stats = throttle.stats()
+    assert stats["failed"] == 0 and stats["health"] == "healthy"
+    assert 0.04 <= stats["baseline_latency"] <= 0.06  # the unqueued service time
+
+
+def test_queueing_goes_unnoticed_without_the_baseline_check() -> None:
+    k, clock = 8, FakeClock()
+    throttle = AdaptiveThrottle(latency_tolerance=None, clock=clock)
+    mean_in_flight = simulate(throttle, clock, QueueingDownstream(k), workers=32,
+                              end=20.0, settled=10.0)
+    assert mean_in_flight > 3 * k  # every worker in flight: a queue of 24 calls
+    assert throttle.stats()["baseline_latency"] is None
+
+
+@pytest.mark.parametrize("latency", [
+    lambda rng: rng.uniform(0.6, 0.9),                      # high, below target_latency
+    lambda rng: min(0.95, rng.lognormvariate(-1.6, 0.25)),  # median 0.2 s, a tail
+])
+def test_high_latency_that_does_not_grow_with_load_is_not_throttled(latency) -> None:
+    clock, rng = FakeClock(), random.Random(11)
+    throttle = AdaptiveThrottle(max_limit=32, clock=clock)
+    mean_in_flight = simulate(throttle, clock, lambda now: (now + latency(rng), True),
+                              workers=32, end=300.0, settled=200.0)
+    assert mean_in_flight >= 16, mean_in_flight  # far from 1: most of the 32 workers busy
+
+
+def test_a_slowdown_over_the_tolerance_shrinks_the_limit_by_it() -> None:
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(initial_limit=64, max_limit=64, min_samples=10, window=20,
+                                latency_tolerance=1.5, clock=clock)
+    for _ in range(20):  # a baseline: the median of 20 successes at 0.1 s
+        grab(throttle).release(True, latency=0.1)
+    assert throttle.limit == 64 and throttle.stats()["baseline_latency"] == 0.1
+    for _ in range(10):  # the last ten take 0.2 s: a slowdown of 2
+        grab(throttle).release(True, latency=0.2)
+    assert throttle.limit == int(64 * 0.5 / 2 ** 2)
+    assert throttle.stats()["recent_latency"] is None  # judged again on fresh samples
+
+
 # --- health, emergency, recovery ---------------------------------------------
 
 
@@ -284,6 +385,8 @@ def test_rate_ceiling_spaces_grants() -> None:
         ({"decrease_factor": 1}, "decrease_factor"),
         ({"decrease_factor": 1.5}, "decrease_factor"),
         ({"target_latency": 0}, "target_latency"),
+        ({"latency_tolerance": 0.9}, "latency_tolerance"),
+        ({"baseline_seconds": 0}, "baseline_seconds"),
         ({"window": 0}, "window"),
         ({"window_seconds": -1}, "window_seconds"),
         ({"min_samples": 0}, "min_samples"),

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import Session
+from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
 
+from activities.entry import EntryActivities
 from dlq import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._entry import new_entry_input
 from dlq._repository import get_entry_row
 from dlq._temporal import ENTRY_WORKFLOW, ensure_search_attributes, workflow_id_for
-from dlq._types import EntryResult, EntryState, ForceRedriveInput, ReplayResult
+from dlq._types import (
+    EntryResult,
+    EntryState,
+    ForceRedriveInput,
+    PersistInput,
+    PersistResult,
+    ReplayResult,
+    ResolveInput,
+    ResolveResult,
+)
 from dlq._worker import build_worker
 from tests.conftest import BIN
+from workflows.entry import DLQEntryWorkflow
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +136,36 @@ async def test_force_redrive_reconverges_to_requires_review(
     assert [a.trigger for a in after_force] == ["force", "auto"]  # within max_replay_attempts
     stored = row(engine, dlq_id)
     assert stored.status == "requires_review" and stored.version == state.version
+
+
+async def test_failed_local_persist_falls_back_to_an_activity_and_replays(
+        ts_env: WorkflowEnvironment, engine) -> None:  # noqa: ANN001
+    """SQL refuses the first writes: the local persist gives up, a regular activity
+    takes over, the row catches up, and the history still replays deterministically."""
+    entry = EntryActivities(engine)
+    refusals = {"left": 3}  # the local activity's three attempts
+
+    @activity.defn(name="persist_entry")
+    def flaky_persist(input: PersistInput) -> PersistResult:
+        if refusals["left"] > 0:
+            refusals["left"] -= 1
+            raise RuntimeError("database is locked")
+        return entry.persist_entry(input)
+
+    queue = f"ts-{uuid.uuid4().hex[:8]}"
+    async with Worker(ts_env.client, task_queue=queue, workflows=[DLQEntryWorkflow],
+                      activities=[flaky_persist, entry.run_replay_handler],
+                      activity_executor=ThreadPoolExecutor(4)):
+        dlq_id, handle = await start(ts_env, queue, "payment", "manual_check")
+        await handle.execute_update("resolve", ResolveInput(notes="fixed"),
+                                    result_type=ResolveResult)
+        result = await handle.result()
+    assert result.status == "resolved"
+    history = await handle.fetch_history()
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    assert "activity_task_scheduled_event_attributes" in kinds  # the fallback ran
+    assert kinds.count("marker_recorded_event_attributes") >= 2  # patch + local persists
+    stored = row(engine, dlq_id)
+    assert (stored.status, stored.version) == ("resolved", result.version)
+    await Replayer(workflows=[DLQEntryWorkflow],
+                   data_converter=pydantic_data_converter).replay_workflow(history)

@@ -3,7 +3,11 @@
 It holds the entry's status, retry budget, attempt history and audit trail,
 drives automatic replays and expiry with timers, takes operator commands as
 updates (with results) or signals (fire-and-forget) through one code path,
-and projects every transition to SQL through ``persist_entry``.
+and projects its state to SQL through ``persist_entry`` (a local activity,
+falling back to a regular one while SQL is slow or down). Transitions made
+while a write runs are coalesced into the next one, and a replay whose
+handler answers within ``TRANSIENT_VISIBLE_AFTER`` is projected once, with its
+outcome, not first as ``replaying``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -46,6 +50,18 @@ RETRY_COUNT_KEY = SearchAttributeKey.for_int("DlqRetryCount")
 # Persisting must eventually succeed (SQL may be down for a while); keep retrying.
 PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                             maximum_interval=timedelta(seconds=30))
+# A persist first runs as a local activity: no activity task round trip through
+# the server, so a replay costs as many workflow tasks as a bare update. It must
+# stay short: while it runs the worker holds the workflow task, and updates,
+# queries and activity results for the entry wait. Past this bound (SQL locked or
+# down) the same write falls back to a regular activity under PERSIST_RETRY.
+LOCAL_PERSIST_TIMEOUT = timedelta(seconds=5)
+LOCAL_PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                                  backoff_coefficient=2.0, maximum_attempts=3)
+# A replay's transient ``replaying`` state is made visible (search attributes
+# and SQL row) only if the handler is still running after this long: a fast
+# replay is then projected once, with its outcome, instead of twice.
+TRANSIENT_VISIBLE_AFTER = timedelta(seconds=1)
 # A replay attempt runs at most once: a handler may not be idempotent, and a
 # lost worker must count as one failed attempt, not a silent second call.
 REPLAY_RETRY = RetryPolicy(maximum_attempts=1)
@@ -73,6 +89,11 @@ class DLQEntryWorkflow:
         # On continue-as-new everything carried over was already persisted.
         self._persisted_version = self._state.version if input.state else 0
         self._persisted_seq = self._state.audit_seq if input.state else 0
+        # While True, the transient state of a running replay is not projected.
+        self._holding_transient = False
+        # Set after a local persist failed: persist as regular activities until
+        # one succeeds, so a long SQL outage never holds the workflow task.
+        self._sql_unhealthy = False
 
     @workflow.run
     async def run(self, input: EntryInput) -> EntryResult:
@@ -252,11 +273,14 @@ class DLQEntryWorkflow:
         previous_status = s.status
         previous_count = sm.begin_attempt(s, workflow.now(), trigger=trigger, force=force,
                                               actor=actor, reason=reason, ticket_url=ticket_url)
-        self._publish()
+        # The transient ``replaying`` state stays out of SQL and search
+        # attributes unless the handler is still running after a moment.
+        self._holding_transient = True
+        self._set_details()
         started = workflow.now()
         unexpected: str | None = None
         try:
-            outcome = await workflow.execute_activity(
+            handler = workflow.start_activity(
                 "run_replay_handler",
                 ReplayHandlerInput(entry=s.to_data(), timeout=s.replay_timeout,
                                    payload_ref=s.payload_ref),
@@ -265,6 +289,15 @@ class DLQEntryWorkflow:
                 retry_policy=REPLAY_RETRY,
                 summary=f"replay {s.domain}/{s.failure_type} ({trigger})",
             )
+            try:
+                await workflow.wait_condition(
+                    handler.done, timeout=TRANSIENT_VISIBLE_AFTER,
+                    timeout_summary="show a slow replay as replaying")
+            except TimeoutError:
+                # A slow handler: operators and SQL must see the entry replaying.
+                self._holding_transient = False
+                self._publish()
+            outcome = await handler
         except ActivityError as err:
             cause = err.cause or err
             unexpected = f"replay activity failed: {cause}"
@@ -278,6 +311,7 @@ class DLQEntryWorkflow:
             previous_retry_count=previous_count, actor=actor, started_at=started,
             rand=workflow.random().random(),
         )
+        self._holding_transient = False
         self._publish()
         if outcome.outcome == "no_handler":
             unexpected = outcome.error
@@ -316,6 +350,12 @@ class DLQEntryWorkflow:
             FAILURE_TYPE_KEY.value_set(s.failure_type),
             RETRY_COUNT_KEY.value_set(s.retry_count),
         ])
+        self._set_details()
+        self._wake = True
+
+    def _set_details(self) -> None:
+        # Current details are not a history event: cheap even for a transient state.
+        s = self._state
         nxt = s.next_auto_attempt_at.isoformat() if s.next_auto_attempt_at else "-"
         expires = s.expires_at.isoformat() if s.expires_at else "-"
         workflow.set_current_details(
@@ -323,11 +363,14 @@ class DLQEntryWorkflow:
             f"occurrences {s.occurrences}\n\nlast error: {s.last_error or '-'}\n\n"
             f"next auto-replay: {nxt} · expires: {expires}"
         )
-        self._wake = True
 
     async def _persist_loop(self) -> None:
+        # Coalescing: each write carries the latest version and every audit event
+        # since the last write, so transitions made meanwhile cost one write.
         while True:
-            await workflow.wait_condition(lambda: self._state.version > self._persisted_version)
+            await workflow.wait_condition(
+                lambda: self._state.version > self._persisted_version
+                and not self._holding_transient)
             s = self._state
             version, include_data = s.version, not s.row_written
             events = [e for e in s.audit if e.seq > self._persisted_seq]
@@ -336,14 +379,43 @@ class DLQEntryWorkflow:
                 # The immutable data is already in SQL; keep history small.
                 row = row.model_copy(update={"snapshot_data": {}, "request_data": {},
                                              "response_data": {}, "metadata": {}})
-            await workflow.execute_activity(
-                "persist_entry", PersistInput(state=row, events=events, include_data=include_data),
-                result_type=PersistResult, start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=PERSIST_RETRY, summary=f"persist v{version} ({s.status})",
-            )
+            await self._persist(PersistInput(state=row, events=events, include_data=include_data),
+                                summary=f"persist v{version} ({s.status})")
             s.row_written = True
             self._persisted_version = version
             self._persisted_seq = max([self._persisted_seq, *(e.seq for e in events)])
+
+    async def _persist(self, input: PersistInput, *, summary: str) -> None:
+        # The write is a version-gated upsert plus insert-or-ignore audit rows, so
+        # running it again (a local attempt that timed out, then the fallback) is safe.
+        if not self._sql_unhealthy:
+            try:
+                await workflow.execute_local_activity(
+                    "persist_entry", input, result_type=PersistResult,
+                    start_to_close_timeout=LOCAL_PERSIST_TIMEOUT,
+                    schedule_to_close_timeout=LOCAL_PERSIST_TIMEOUT,
+                    retry_policy=LOCAL_PERSIST_RETRY, summary=summary,
+                )
+                return
+            except CancelledError:
+                raise
+            except FailureError as err:
+                # Not only ActivityError: measured with temporalio 1.35, a local
+                # activity whose retries ran out raises its ApplicationError
+                # bare, and a timed-out one raises a bare TimeoutError on
+                # replay (ActivityError live). Catching less fails the workflow
+                # or breaks replay.
+                workflow.logger.warning(
+                    "local persist of v%s failed (%s); persisting as a regular activity "
+                    "until SQL answers again", input.state.version,
+                    getattr(err, "cause", None) or err)
+                self._sql_unhealthy = True
+        await workflow.execute_activity(
+            "persist_entry", input, result_type=PersistResult,
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=PERSIST_RETRY,
+            summary=summary,
+        )
+        self._sql_unhealthy = False
 
     async def _flushed(self) -> None:
         # Wait for the version as of now: later transitions must not keep
