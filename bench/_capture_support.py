@@ -101,7 +101,7 @@ class TunedRelayService(AsyncDLQService):
         """Create the tuned relay on first use, then start it as the product does."""
         if self._relay is None:
             self._relay = Relay(self.outbox, self.deliver, batch_size=self.relay_batch_size,
-                                concurrency=self.relay_concurrency)
+                                concurrency=self.relay_concurrency, ready=self.get_client)
         return super().start_relay()
 
 

@@ -54,9 +54,16 @@ class Relay:
         self._failed_rounds = 0  # rounds in a row where every delivery failed
 
     def notify(self) -> None:
-        """Wake the relay (safe from any thread)."""
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        """Wake the relay (safe from any thread).
+
+        Cheap when there is nothing to do: no wake-up while one is pending or
+        while the relay backs off from a failing destination (a producer
+        storing thousands per second would otherwise wake the loop each time).
+        """
+        wake = self._wake
+        if self._loop is not None and wake is not None and not wake.is_set() \
+                and not self._failed_rounds:
+            self._loop.call_soon_threadsafe(wake.set)
 
     async def drain_once(self) -> int:
         """Claim one batch and deliver it; returns how many records were delivered.

@@ -1191,6 +1191,7 @@ class DLQService:
                  repository: FailedOperationRepository | None = None) -> None:
         self.aio = AsyncDLQService(config, repository)
         self._loop = _LoopThread()
+        self._relay_requested = False
 
     @property
     def config(self) -> DLQConfig:
@@ -1216,9 +1217,17 @@ class DLQService:
         if isinstance(ready, EntryInput):
             return self._loop.run(self.aio._store(ready))
         task = self.aio._relay_task
-        if ready.success and (task is None or task.done()):
-            self._loop.loop.call_soon_threadsafe(self.aio.start_relay)
+        if ready.success and not self._relay_requested and (task is None or task.done()):
+            self._relay_requested = True  # one wake-up of the loop thread, not one per call
+            self._loop.loop.call_soon_threadsafe(self._start_relay)
         return ready
+
+    def _start_relay(self) -> None:
+        # On the loop thread. The flag stays set only if no relay task came of
+        # it (nothing to retry until it runs); a relay that dies later is
+        # restarted by the next store.
+        self.aio.start_relay()
+        self._relay_requested = self.aio._relay_task is None
 
     create_test_entry = _blocking(AsyncDLQService.create_test_entry)
     retry_entry = _blocking(AsyncDLQService.retry_entry)
