@@ -30,6 +30,7 @@ from dlq._config import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._handlers import import_handler_modules, registry
 from dlq._repository import SQLModelRepository
+from dlq._sandbox import CachedCodeSandboxedWorkflowRunner
 from dlq._service import AsyncDLQService
 from dlq._temporal import (
     MAINTENANCE_SCHEDULE_ID,
@@ -92,6 +93,7 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
         activities=[entry.persist_entry, entry.run_replay_handler,
                     maintenance.maintenance_cleanup, maintenance.maintenance_purge,
                     bulk.freeze_bulk_set, bulk.replay_bulk_page],
+        workflow_runner=CachedCodeSandboxedWorkflowRunner(),
         # persist_entry is a sync activity (SQLAlchemy); it runs in this pool.
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities,
                                              thread_name_prefix="dlq-activity"),
