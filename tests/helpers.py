@@ -40,3 +40,16 @@ async def store(service: AsyncDLQService, domain: str, *, action: str = "manual_
     assert result.success, result
     assert result.dlq_id
     return result.dlq_id
+
+
+async def visible_runs(client, workflow_id: str, *, at_least: int = 1,  # noqa: ANN001
+                       timeout: float = 10) -> int:
+    """Runs of ``workflow_id`` in visibility, once at least ``at_least`` show.
+
+    Visibility (list/count) is eventually consistent: a run just started or
+    closed may be missing for a moment, so a single listing can under-count.
+    """
+    async def runs() -> int:
+        return len([w async for w in client.list_workflows(f'WorkflowId="{workflow_id}"')])
+
+    return await eventually(runs, lambda n: n >= at_least, timeout=timeout)

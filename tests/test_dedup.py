@@ -11,6 +11,7 @@ from dlq import AsyncDLQService, DLQStateConflictError
 from dlq._temporal import dedup_workflow_id
 from dlq._types import EntryState
 from tests.conftest import CAN_EVENTS
+from tests.helpers import visible_runs
 
 pytestmark = pytest.mark.integration
 
@@ -64,8 +65,8 @@ async def test_hot_failure_continues_as_new_and_keeps_counting(service: AsyncDLQ
     dlq_id = results[0].dlq_id
     assert (await service.get_entry(dlq_id))["occurrences"] == total
     wid = dedup_workflow_id("inventory", "STOCK_DECREMENT", key)
-    runs = [w async for w in client.list_workflows(f'WorkflowId="{wid}"')]
-    assert len(runs) > 1, f"expected continue-as-new past {CAN_EVENTS} events"
+    runs = await visible_runs(client, wid, at_least=2)
+    assert runs > 1, f"expected continue-as-new past {CAN_EVENTS} events"
     handle = client.get_workflow_handle(wid)
     state = await handle.query("get_state", result_type=EntryState)
     assert (state.id, state.occurrences, state.status) == (dlq_id, total, "pending")

@@ -22,7 +22,7 @@ from dlq import (
 from dlq._types import EntryResult, EntryState
 from tests.conftest import with_config
 from tests.handlers import calls
-from tests.helpers import eventually, store, wait_status
+from tests.helpers import eventually, store, visible_runs, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -240,14 +240,16 @@ async def test_closed_entry_is_never_recreated(service: AsyncDLQService, client:
     await service.resolve_entry(entry.dlq_id)
     handle = client.get_workflow_handle(workflow_id_for(entry.dlq_id))
     await handle.result()
+    first_run = (await handle.describe()).run_id
     again = await service._store(entry)  # a client retry after the entry closed
     assert again.success and again.dlq_id == entry.dlq_id
     with pytest.raises(WorkflowAlreadyStartedError):
         await client.start_workflow(ENTRY_WORKFLOW, entry, id=workflow_id_for(entry.dlq_id),
                                     task_queue=service.config.task_queue,
                                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-    runs = [w async for w in client.list_workflows(f'WorkflowId="{handle.id}"')]
-    assert len(runs) == 1
+    # describe() is consistent at once: the latest run is still the first one.
+    assert (await handle.describe()).run_id == first_run
+    assert await visible_runs(client, handle.id) == 1
     assert (await service.get_entry(entry.dlq_id))["status"] == "resolved"
 
 
@@ -257,8 +259,7 @@ async def test_store_twice_same_id_is_one_entry(service: AsyncDLQService, client
     entry = new_entry_input("payment", "PG_TIMEOUT", config=service.config)
     first, second = await service._store(entry), await service._store(entry)
     assert first.success and second.success
-    runs = [w async for w in client.list_workflows(f'WorkflowId="{workflow_id_for(entry.dlq_id)}"')]
-    assert len(runs) == 1
+    assert await visible_runs(client, workflow_id_for(entry.dlq_id)) == 1
     assert len((await service.get_entry(entry.dlq_id))["audit_events"]) == 1
 
 

@@ -44,10 +44,18 @@ async def test_redelivery_never_makes_a_second_entry(config: DLQConfig, client: 
     entry = new_entry_input("payment", "PG_TIMEOUT", config=svc.config)
     assert (await svc._store(entry)).success
     await svc.resolve_entry(entry.dlq_id)
+    wid = workflow_id_for(entry.dlq_id)
+    first_run = (await client.get_workflow_handle(wid).describe()).run_id
     Outbox(tmp_path / "o.db").append(entry)  # e.g. a crash between start and delete
     assert await svc.drain_outbox(timeout=20) == 1
-    runs = [w async for w in client.list_workflows(f'WorkflowId="{workflow_id_for(entry.dlq_id)}"')]
-    assert len(runs) == 1 and (await svc.get_entry(entry.dlq_id))["status"] == "resolved"
+    # describe() is consistent at once: the latest run is still the first one.
+    assert (await client.get_workflow_handle(wid).describe()).run_id == first_run
+    assert (await svc.get_entry(entry.dlq_id))["status"] == "resolved"
+
+    async def runs() -> int:  # visibility is eventually consistent
+        return len([w async for w in client.list_workflows(f'WorkflowId="{wid}"')])
+
+    assert await eventually(runs, lambda n: n >= 1, timeout=10) == 1
     await svc.close()
 
 
