@@ -89,9 +89,12 @@ async def test_bad_arguments_fail_before_anything_starts(service: AsyncDLQServic
             await service.bulk_replay({"failure_type": ftype}, **kwargs)
     with pytest.raises(ValueError, match="colour"):
         await service.bulk_replay({"colour": "red"}, actor_id="a", reason="r")
-    running = await client.count_workflows(
-        'WorkflowType="BulkReplayWorkflow" AND ExecutionStatus="Running"')
-    assert running.count == 0
+
+    async def running() -> int:  # visibility lags: a redrive that just ended may still show
+        return (await client.count_workflows(
+            'WorkflowType="BulkReplayWorkflow" AND ExecutionStatus="Running"')).count
+
+    assert await eventually(running, lambda n: n == 0, timeout=15) == 0
 
 
 async def test_canary_stops_a_bad_redrive(service: AsyncDLQService) -> None:
