@@ -95,10 +95,6 @@ DATA_COLUMNS = (
 _ENTRY_TABLE: sa.Table = DLQEntry.__table__  # type: ignore[assignment]
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 @functools.cache
 def _entry_statements(dialect: str) -> tuple[Any, Any]:
     """The entry upsert and update, built once per dialect; values come as parameters.
@@ -108,10 +104,7 @@ def _entry_statements(dialect: str) -> tuple[Any, Any]:
     itself; a fixed Core statement hits the compiled cache at once.
     """
     table = _ENTRY_TABLE
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
-        raise NotImplementedError(
-            f"unsupported SQL dialect {dialect!r} (use SQLite or PostgreSQL)")
+    insert = _DIALECTS[dialect].insert
     columns = (*MUTABLE_COLUMNS, "id", "metadata", *DATA_COLUMNS)
     ins = insert(table).values({name: sa.bindparam(name, type_=table.c[name].type)
                                 for name in columns})
@@ -130,12 +123,7 @@ def _entry_statements(dialect: str) -> tuple[Any, Any]:
 
 
 def _insert(session: Session, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"unsupported SQL dialect {dialect!r} (use SQLite or PostgreSQL)")
+    return _dialect_of(session).insert(model)
 
 
 def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> bool:
@@ -153,14 +141,14 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> 
     values: dict[str, Any] = {name: getattr(state, name) for name in MUTABLE_COLUMNS}
     values["status"] = str(state.status)
     values["attempts"] = [a.model_dump(mode="json") for a in state.attempts]
+    upsert, update = _entry_statements(_dialect_of(session).name)
     if not include_data:
         values.update(w_id=state.id, w_version=state.version)
-        return session.execute(_entry_statements(_dialect(session))[1],
-                               values).first() is not None
+        return session.execute(update, values).first() is not None
     values.update(id=state.id, metadata=state.metadata,
                   **{name: getattr(state, name) for name in DATA_COLUMNS})
     # RETURNING, because rowcount is not reliable for upserts on every driver.
-    return session.execute(_entry_statements(_dialect(session))[0], values).first() is not None
+    return session.execute(upsert, values).first() is not None
 
 
 def append_audit_events(*, session: Session, entry_id: str, events: Sequence[AuditEvent]) -> int:
@@ -178,7 +166,7 @@ def append_audit_events(*, session: Session, entry_id: str, events: Sequence[Aud
              to_status=str(e.to_status) if e.to_status else None, details=e.details)
         for e in events
     ]
-    session.execute(_audit_statement(_dialect(session)), rows)
+    session.execute(_audit_statement(_dialect_of(session).name), rows)
     return len(rows)
 
 
@@ -186,8 +174,8 @@ def append_audit_events(*, session: Session, entry_id: str, events: Sequence[Aud
 def _audit_statement(dialect: str) -> Any:
     """The audit append, built once per dialect (see :func:`_entry_statements`)."""
     table: sa.Table = DLQAuditEventRow.__table__  # type: ignore[assignment]
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    return insert(table).on_conflict_do_nothing(index_elements=["entry_id", "seq"])
+    return _DIALECTS[dialect].insert(table).on_conflict_do_nothing(
+        index_elements=["entry_id", "seq"])
 
 
 PAYLOAD_FIELDS = ("snapshot_data", "request_data", "response_data", "metadata")
@@ -319,7 +307,7 @@ def _sqlite_iso(value: str) -> str:
 
 
 class _Dialect:
-    """How the hot path speaks to one backend: its placeholder and how it binds times."""
+    """How SQL here speaks to one backend: placeholder, time binding, upsert-capable insert."""
 
     def __init__(self, name: str) -> None:
         if name not in ("sqlite", "postgresql"):
@@ -328,6 +316,7 @@ class _Dialect:
         self.name = name
         self.mark = "?" if name == "sqlite" else "%s"
         self.bind_time: Any = _sqlite_bind_time if name == "sqlite" else (lambda v: v)
+        self.insert: Any = sqlite.insert if name == "sqlite" else postgresql.insert
 
 
 def _where_sql(f: EntryFilters, d: _Dialect) -> tuple[tuple[Any, ...], list[Any]]:
