@@ -283,24 +283,26 @@ class AsyncDLQService:
                               error=f"{error}; kept in the outbox for the relay",
                               fallback_path=str(self.outbox.path))
 
-    def start_relay(self) -> Relay:
-        """Run the relay for this service's outbox on the running loop (idempotent)."""
+    def _get_relay(self) -> Relay:
         if self._relay is None:
             self._relay = Relay(self.outbox, self.deliver, batch_size=100, ready=self.get_client)
+        return self._relay
+
+    def start_relay(self) -> Relay:
+        """Run the relay for this service's outbox on the running loop (idempotent)."""
+        relay = self._get_relay()
         task = self._relay_task
         if task is None or task.done():
             try:
-                self._relay_task = asyncio.get_running_loop().create_task(self._relay.run())
+                self._relay_task = asyncio.get_running_loop().create_task(relay.run())
             except RuntimeError:  # no running loop: a drain will happen later
                 pass
-        self._relay.notify()
-        return self._relay
+        relay.notify()
+        return relay
 
     async def drain_outbox(self, *, timeout: float | None = None) -> int:
         """Deliver every outbox record now (for operators); returns how many."""
-        if self._relay is None:
-            self._relay = Relay(self.outbox, self.deliver, batch_size=100, ready=self.get_client)
-        return await self._relay.drain(timeout=timeout)
+        return await self._get_relay().drain(timeout=timeout)
 
     async def deliver(self, entry: EntryInput) -> None:
         """Make sure the entry's workflow exists (idempotent; what the relay calls)."""
@@ -763,9 +765,9 @@ class AsyncDLQService:
             raise ValueError(f"canary ({canary}) is larger than the set ({preview['count']})")
         bulk_id = uuid.uuid4().hex
         client = await self.get_client()
-        # Freeze the set now, not when the workflow's first activity runs: an
-        # entry stored after this call returns must never be swept in. The
-        # workflow's own freeze step is idempotent and finds this set.
+        # Freeze the set now, not in the workflow's first activity: an entry
+        # stored after this call returns must never be swept in. (The workflow
+        # keeps its freeze step for runs started without a frozen set.)
         total = await self._sql("freeze_bulk_set", bulk_id, parsed)
         try:
             handle = await client.start_workflow(
@@ -773,7 +775,10 @@ class AsyncDLQService:
                 BulkReplayInput(bulk_id=bulk_id, filters=filters or {}, actor_id=actor_id,
                                 reason=reason, rate_per_second=rate_per_second,
                                 throttle=throttle, canary=canary,
-                                canary_min_success=canary_min_success, page_size=page_size),
+                                canary_min_success=canary_min_success, page_size=page_size,
+                                # Already frozen: the workflow skips its own freeze step.
+                                frozen=True, progress=BulkReplayProgress(
+                                    bulk_id=bulk_id, total=total, remaining=total)),
                 id=f"dlq-bulk-{bulk_id}", task_queue=self.config.task_queue,
                 static_summary=f"bulk redrive by {actor_id}: {reason[:100]}",
             )
