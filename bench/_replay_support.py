@@ -47,14 +47,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._stack import (  # noqa: E402
-    BIN,
-    DLQ_SEARCH_ATTRIBUTES,
     ROOT,
     _check_alive,
     _spawn,
     _tail,
-    _wait_for_server,
-    free_port,
+    start_dev_server,
 )
 
 __all__ = [
@@ -125,22 +122,7 @@ async def replay_stack(*, dlq_task_queue: str = "dlq-replay-bench",
     with tempfile.TemporaryDirectory(prefix="dlq-replay-bench-") as tmp_name, \
             ExitStack() as procs:
         tmp = Path(tmp_name)
-        port = free_port()
-        ui_port = free_port()
-        while ui_port == port:
-            ui_port = free_port()
-        address = f"127.0.0.1:{port}"
-        server_log = tmp / "temporal.log"
-        server = _spawn(
-            [str(BIN / "temporal"), "server", "start-dev",
-             "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-             "--db-filename", str(tmp / "temporal.db"),
-             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-             *(arg for sa in DLQ_SEARCH_ATTRIBUTES for arg in ("--search-attribute", sa)),
-             "--log-level", "error"],
-            log=server_log, procs=procs,
-        )
-        await _wait_for_server(address, server, server_log, startup_timeout)
+        address, server = await start_dev_server(tmp, procs, startup_timeout)
 
         database_url = f"sqlite:///{tmp / 'dlq.db'}"
         env = dict(os.environ)

@@ -174,6 +174,33 @@ async def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], log: Path,
         await asyncio.sleep(0.1)
 
 
+async def start_dev_server(tmp: Path, procs: ExitStack, startup_timeout: float
+                           ) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start a dev server on free ports with its state in ``tmp``; wait until it answers.
+
+    The server is stopped when ``procs`` closes. Returns its address and process.
+    """
+    port = free_port()
+    ui_port = free_port()
+    while ui_port == port:
+        ui_port = free_port()
+    address = f"127.0.0.1:{port}"
+    server_log = tmp / "temporal.log"
+    server = _spawn(
+        [str(BIN / "temporal"), "server", "start-dev",
+         # Bind where free_port() probed, not whatever "localhost" resolves to.
+         "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+         "--db-filename", str(tmp / "temporal.db"),
+         # Without WAL the server's SQLite fsyncs dominate (77 vs 230 starts/s).
+         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+         *(arg for sa in DLQ_SEARCH_ATTRIBUTES for arg in ("--search-attribute", sa)),
+         "--log-level", "error"],
+        log=server_log, procs=procs,
+    )
+    await _wait_for_server(address, server, server_log, startup_timeout)
+    return address, server
+
+
 @asynccontextmanager
 async def running_stack(*, dlq_task_queue: str = "dlq-bench",
                         bare_task_queue: str = "bare-bench",
@@ -190,24 +217,7 @@ async def running_stack(*, dlq_task_queue: str = "dlq-bench",
     """
     with tempfile.TemporaryDirectory(prefix="dlq-bench-") as tmp_name, ExitStack() as procs:
         tmp = Path(tmp_name)
-        port = free_port()
-        ui_port = free_port()
-        while ui_port == port:
-            ui_port = free_port()
-        address = f"127.0.0.1:{port}"
-        server_log = tmp / "temporal.log"
-        server = _spawn(
-            [str(BIN / "temporal"), "server", "start-dev",
-             # Bind where free_port() probed, not whatever "localhost" resolves to.
-             "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-             "--db-filename", str(tmp / "temporal.db"),
-             # Without WAL the server's SQLite fsyncs dominate (77 vs 230 starts/s).
-             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-             *(arg for sa in DLQ_SEARCH_ATTRIBUTES for arg in ("--search-attribute", sa)),
-             "--log-level", "error"],
-            log=server_log, procs=procs,
-        )
-        await _wait_for_server(address, server, server_log, startup_timeout)
+        address, server = await start_dev_server(tmp, procs, startup_timeout)
 
         database_url = f"sqlite:///{tmp / 'dlq.db'}"
         ready_file = tmp / "worker.ready"
