@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,13 @@ async def test_failed_local_persist_falls_back_to_an_activity_and_replays(
                       activities=[flaky_persist, entry.run_replay_handler],
                       activity_executor=ThreadPoolExecutor(4)):
         dlq_id, handle = await start(ts_env, queue, "payment", "manual_check")
+        # Let the fallback write the row first, so the resolve is a write of its
+        # own (else it may coalesce into the fallback's) and shows the switch back.
+        for _ in range(200):
+            if row(engine, dlq_id) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert row(engine, dlq_id) is not None
         await handle.execute_update("resolve", ResolveInput(notes="fixed"),
                                     result_type=ResolveResult)
         result = await handle.result()
@@ -164,7 +172,8 @@ async def test_failed_local_persist_falls_back_to_an_activity_and_replays(
     history = await handle.fetch_history()
     kinds = [e.WhichOneof("attributes") for e in history.events]
     assert "activity_task_scheduled_event_attributes" in kinds  # the fallback ran
-    assert kinds.count("marker_recorded_event_attributes") >= 2  # local persists
+    # The failed local persist, then the resolve's, local again once SQL answered.
+    assert kinds.count("marker_recorded_event_attributes") >= 2
     stored = row(engine, dlq_id)
     assert (stored.status, stored.version) == ("resolved", result.version)
     await Replayer(workflows=[DLQEntryWorkflow],
