@@ -68,7 +68,7 @@ from rich.table import Table
 from dlq import DLQConfig, DLQService
 from dlq._db import create_db_engine
 from dlq._filters import EntryFilters
-from dlq._repository import LIST_COLUMNS, OPEN, SQLModelRepository
+from dlq._repository import DATETIME_COLUMNS, LIST_COLUMNS, OPEN, SQLModelRepository
 
 if __package__ in (None, ""):
     # Run as `python bench/query.py`: import `bench` from the repository root.
@@ -93,6 +93,7 @@ console = Console(width=200)
 
 # The product's list columns (everything but the JSON blobs), so the twin fetches the same.
 RAW_COLUMNS = ", ".join(LIST_COLUMNS)
+TIME_POSITIONS = [(LIST_COLUMNS.index(c), c) for c in DATETIME_COLUMNS]
 RAW_PAGE = (f"SELECT {RAW_COLUMNS} FROM dlq_entries WHERE status = ? AND domain = ? "
             "ORDER BY created_at DESC, id DESC LIMIT 20")
 RAW_COUNT = "SELECT count(*) FROM dlq_entries WHERE status = ? AND domain = ?"
@@ -168,6 +169,21 @@ class Raw:
             "replays": self.all(RAW_REPLAYS, ("replay",))[0],
         }
 
+    def shaped(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """Rows shaped by hand into what the API returns, the cheapest way: a dict per
+        row and ISO times (SQLite: string edits, skipping isoformat's zero-microsecond
+        case; PostgreSQL: ``isoformat()`` of the driver's datetimes)."""
+        out = []
+        for row in rows:
+            item = dict(zip(LIST_COLUMNS, row, strict=True))
+            for i, name in TIME_POSITIONS:
+                value = row[i]
+                if value is not None:
+                    item[name] = (value.replace(" ", "T") + "+00:00" if self.sqlite_times
+                                  else value.isoformat())
+            out.append(item)
+        return out
+
     def first(self) -> list[Any]:
         """First keyset page, no filter."""
         return self.all(RAW_FIRST)
@@ -189,6 +205,9 @@ class Op:
     repo: Callable[[], Any]
     raw: Callable[[], Any]
     abs_goal_ms: float | None = None
+    # The raw twin plus shaping its rows by hand into the API's answer: the floor
+    # of any implementation that returns the same dicts (reported, not a goal).
+    shaped: Callable[[], Any] | None = None
     samples: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -201,6 +220,8 @@ def pct(samples: list[float], q: float) -> float:
 def measure(op: Op, *, warmup: int, runs: int) -> None:
     """Warm each layer up, then time ``runs`` calls of each, interleaved, in ms."""
     layers = {"api": op.api, "repo": op.repo, "raw": op.raw}
+    if op.shaped is not None:
+        layers["shaped"] = op.shaped
     for fn in layers.values():
         for _ in range(warmup):
             fn()
@@ -209,7 +230,7 @@ def measure(op: Op, *, warmup: int, runs: int) -> None:
     gc.collect()
     for i in range(runs):
         # Rotate the order so no layer always runs right after another's cache misses.
-        for name in names[i % 3:] + names[:i % 3]:
+        for name in names[i % len(names):] + names[:i % len(names)]:
             fn = layers[name]
             start = time.perf_counter_ns()
             fn()
@@ -251,6 +272,14 @@ def report(title: str, ops: list[Op], first: Op, deep: Op) -> list[str]:
                       _ms(repo95), _ms(pct(s["raw"], 50)), _ms(raw95), f"{ratio:.2f}x",
                       f"{repo95 / raw95:.2f}x", "; ".join(goals), result)
     console.print(table)
+    for op in ops:
+        if op.shaped is not None:
+            raw95, floor95 = pct(op.samples["raw"], 95), pct(op.samples["shaped"], 95)
+            api95 = pct(op.samples["api"], 95)
+            console.print(
+                f"  {op.name}: raw SQL + the same dicts built by hand p50 "
+                f"{_ms(pct(op.samples['shaped'], 50))} / p95 {_ms(floor95)} ms = "
+                f"{floor95 / raw95:.2f}x raw; the API is {api95 / floor95:.2f}x that")
     line = "  deep/first page p95: " + ", ".join(
         f"{layer} {pct(deep.samples[layer], 95) / pct(first.samples[layer], 95):.2f}x"
         for layer in ("api", "repo", "raw"))
@@ -358,10 +387,12 @@ def run_backend(title: str, url: str, raw: Raw, *, rows: int, warmup: int, runs:
             Op("stats", lambda: svc.get_stats(), lambda: repo.stats(datetime.now(UTC)),
                raw.stats),
             Op("cursor page 1 (no filter)", lambda: svc.iter_entries({}, limit=PAGE),
-               lambda: repo.list_after(everything, None, PAGE), raw.first),
+               lambda: repo.list_after(everything, None, PAGE), raw.first,
+               shaped=lambda: raw.shaped(raw.first())),
             Op(f"cursor page at row {depth:,}",
                lambda: svc.iter_entries({}, cursor=cursor, limit=PAGE),
-               lambda: repo.list_after(everything, after, PAGE), lambda: raw.after(after)),
+               lambda: repo.list_after(everything, after, PAGE), lambda: raw.after(after),
+               shaped=lambda: raw.shaped(raw.after(after))),
         ]
         ok = check_answers(svc, raw, cursor, after)
         check_quiet("before measuring")

@@ -428,20 +428,22 @@ def _as_dicts(rows: list[Any], d: _Dialect) -> list[dict[str, Any]]:
     third of parsing to datetimes and formatting them again; PostgreSQL's rows
     carry them already (see :func:`_pg_iso`).
     """
+    # zip() without strict=True: the select list is LIST_COLUMNS by construction,
+    # and the check costs a tenth of the shaping.
     out = []
     if d.name == "sqlite":
         for row in rows:
-            item = dict(zip(LIST_COLUMNS, row, strict=True))
+            item = dict(zip(LIST_COLUMNS, row))  # noqa: B905
             for i, name in _DATETIME_POSITIONS:
                 value = row[i]
                 if value is not None:
                     # The usual case inline (a call per value shows at 20 rows x 7 times).
                     item[name] = (value.replace(" ", "T") + "+00:00"
-                                  if len(value) == 26 and value[20:] != "000000"
+                                  if len(value) == 26 and not value.endswith("000000")
                                   else _sqlite_iso(value))
             out.append(item)
         return out
-    return [dict(zip(LIST_COLUMNS, row, strict=True)) for row in rows]  # times are text
+    return [dict(zip(LIST_COLUMNS, row)) for row in rows]  # noqa: B905 - times are text
 
 
 def _dialect_of(session: Any) -> _Dialect:
