@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any
@@ -148,7 +149,7 @@ class DLQConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"DLQConfig.{name} must be > 0, got {getattr(self, name)!r}")
 
-    @property
+    @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:
         """The key that signs list cursors."""
         secret = self.cursor_secret or f"dlq-cursor:{self.database_url}"

@@ -158,13 +158,25 @@ def parse_sla_thresholds(raw: str | dict[str, Any] | None) -> dict[str, float]:
 # --- keyset cursors -------------------------------------------------------------------
 
 
-def encode_cursor(*, created_at: datetime, entry_id: str, filters: EntryFilters,
+# A cursor is base64url(signature + body) with body "<created_at ISO>|<filters
+# fingerprint>|<entry id>" (the id last: it is the only part that could hold a
+# "|"). Plain text, not JSON: a deep traversal signs and checks one per page, and
+# json cost half of the cursor's time.
+
+
+def encode_cursor(*, created_at: str, entry_id: str, filters: EntryFilters,
                   secret: bytes) -> str:
-    """An opaque, signed cursor pointing after (created_at, id) in one listing."""
-    body = json.dumps([created_at.isoformat(), entry_id, filters.fingerprint()],
-                      separators=(",", ":")).encode()
+    """An opaque, signed cursor pointing after (created_at, id) in one listing.
+
+    Args:
+        created_at: ISO 8601 time of the last entry listed, as its list row has it.
+        entry_id: Id of the last entry listed.
+        filters: The listing's filters (a cursor only continues its own listing).
+        secret: Signing key.
+    """
+    body = f"{created_at}|{filters.fingerprint()}|{entry_id}".encode()
     sig = hmac.digest(secret, body, "sha256")[:16]
-    return base64.urlsafe_b64encode(sig + body).decode().rstrip("=")
+    return base64.urlsafe_b64encode(sig + body).rstrip(b"=").decode()
 
 
 def decode_cursor(cursor: str, *, filters: EntryFilters, secret: bytes) -> tuple[datetime, str]:
@@ -179,9 +191,9 @@ def decode_cursor(cursor: str, *, filters: EntryFilters, secret: bytes) -> tuple
         sig, body = raw[:16], raw[16:]
         if not hmac.compare_digest(sig, hmac.digest(secret, body, "sha256")[:16]):
             raise ValueError("signature mismatch")
-        created, entry_id, fingerprint = json.loads(body)
+        created, fingerprint, entry_id = body.decode().split("|", 2)
         when = datetime.fromisoformat(created)
-    except (ValueError, TypeError, json.JSONDecodeError) as err:
+    except (ValueError, TypeError) as err:  # binascii and Unicode errors are ValueErrors
         raise ValueError(f"invalid cursor (forged, altered or truncated): {err}") from None
     if fingerprint != filters.fingerprint():
         raise ValueError("invalid cursor: it belongs to a listing with other filters")

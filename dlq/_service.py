@@ -878,9 +878,8 @@ class AsyncDLQService:
         next_cursor = None
         if len(rows) == limit:
             last = rows[-1]
-            next_cursor = encode_cursor(created_at=datetime.fromisoformat(last["created_at"]),
-                                        entry_id=last["id"], filters=parsed,
-                                        secret=self.config.cursor_key)
+            next_cursor = encode_cursor(created_at=last["created_at"], entry_id=last["id"],
+                                        filters=parsed, secret=self.config.cursor_key)
         return {"results": rows, "next_cursor": next_cursor}
 
     async def get_pending_entries(self, domain: str | None = None,
