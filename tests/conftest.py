@@ -19,12 +19,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import tests.handlers  # noqa: F401 - registers the test replay handlers
 from dlq import AsyncDLQService, DLQConfig
-from dlq._db import create_db_engine, migrate
+from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
 from dlq._temporal import connect, ensure_search_attributes
 from dlq._worker import build_worker
 
@@ -58,6 +60,34 @@ def fresh_pg_database(prefix: str) -> Iterator[str | None]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def module_pg_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A fresh PostgreSQL database for one test module, or None if none is reachable."""
+    with fresh_pg_database("dlq_" + request.module.__name__.rsplit(".", 1)[-1][5:]) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def read_model(request: pytest.FixtureRequest, tmp_path: Path,
+               module_pg_url: str | None) -> Iterator[Engine]:
+    """An empty, migrated read model on SQLite and on PostgreSQL (the module's database)."""
+    if request.param == "postgresql" and module_pg_url is None:
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    url = f"sqlite:///{tmp_path}/read.db" if request.param == "sqlite" else module_pg_url
+    yield from empty_read_model(url)
+
+
+def empty_read_model(url: str) -> Iterator[Engine]:
+    """Migrate the read model at ``url``, empty it, yield its engine, dispose of it."""
+    eng = create_db_engine(url)
+    migrate(eng)
+    with eng.begin() as conn:  # every test starts from an empty read model
+        conn.execute(sa.delete(DLQAuditEventRow))
+        conn.execute(sa.delete(DLQEntry))
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture(scope="session")

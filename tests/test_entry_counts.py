@@ -7,7 +7,6 @@ on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from sqlmodel import Session
 
 from dlq import _repository as repo
 from dlq import _state as sm
-from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
+from dlq._db import DLQEntry, create_db_engine, migrate
 from dlq._filters import parse_filters
 from dlq._types import DLQStatus, EntryInput
 from tests.conftest import fresh_pg_database
@@ -26,12 +25,6 @@ from tests.seed import seed_entry
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DOMAINS = ("payment", "webhook", "inventory")
-
-
-@pytest.fixture(scope="module")
-def module_pg_url() -> Iterator[str | None]:
-    with fresh_pg_database("dlq_counts") as url:
-        yield url
 
 
 def _url(backend: str, tmp_path: Path, pg_url: str | None, name: str = "c.db") -> str:
@@ -42,16 +35,9 @@ def _url(backend: str, tmp_path: Path, pg_url: str | None, name: str = "c.db") -
     return pg_url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path,
-           module_pg_url: str | None) -> Iterator[Engine]:
-    eng = create_db_engine(_url(request.param, tmp_path, module_pg_url))
-    migrate(eng)
-    with eng.begin() as conn:  # every test starts from an empty read model
-        conn.execute(sa.delete(DLQAuditEventRow))
-        conn.execute(sa.delete(DLQEntry))
-    yield eng
-    eng.dispose()
+@pytest.fixture
+def engine(read_model: Engine) -> Engine:
+    return read_model
 
 
 def counters(engine: Engine) -> dict[tuple[str, str], int]:

@@ -13,34 +13,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dlq import DLQConfig, DLQService, SQLModelRepository
-from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
+from dlq._db import DLQEntry
 from dlq._repository import get_entry_row, list_audit_events
-from tests.conftest import PG_ADMIN_URL, fresh_pg_database
 from tests.seed import seed_entry
 
 STATUSES = ["pending", "replaying", "requires_review", "resolved", "discarded", "expired",
             "archived"]
 
 
-@pytest.fixture(scope="module")
-def module_pg_url() -> Iterator[str | None]:
-    with fresh_pg_database("dlq_q") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path, module_pg_url: str | None  # noqa: ANN001
-           ) -> Iterator[Engine]:
-    if request.param == "postgresql" and module_pg_url is None:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    url = f"sqlite:///{tmp_path}/q.db" if request.param == "sqlite" else module_pg_url
-    eng = create_db_engine(url)
-    migrate(eng)
-    with eng.begin() as conn:  # every test starts from an empty read model
-        conn.execute(sa.delete(DLQAuditEventRow))
-        conn.execute(sa.delete(DLQEntry))
-    yield eng
-    eng.dispose()
+@pytest.fixture
+def engine(read_model: Engine) -> Engine:
+    return read_model
 
 
 @pytest.fixture

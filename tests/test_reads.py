@@ -14,38 +14,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dlq import DLQConfig, DLQService, SQLModelRepository
-from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
+from dlq._db import DLQEntry, create_db_engine, migrate
 from dlq._filters import parse_filters
 from dlq._reads import ThreadReads
-from tests.conftest import PG_ADMIN_URL, fresh_pg_database
+from tests.conftest import PG_ADMIN_URL, empty_read_model
 from tests.seed import seed_entry
 
 EVERYTHING = parse_filters({})
 
 
-@pytest.fixture(scope="module")
-def module_pg_url() -> Iterator[str | None]:
-    with fresh_pg_database("dlq_reads") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path, module_pg_url: str | None  # noqa: ANN001
-           ) -> Iterator[Engine]:
-    if request.param == "postgresql" and module_pg_url is None:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    url = f"sqlite:///{tmp_path}/r.db" if request.param == "sqlite" else module_pg_url
-    yield from _empty_read_model(url)
-
-
-def _empty_read_model(url: str) -> Iterator[Engine]:
-    eng = create_db_engine(url)
-    migrate(eng)
-    with eng.begin() as conn:
-        conn.execute(sa.delete(DLQAuditEventRow))
-        conn.execute(sa.delete(DLQEntry))
-    yield eng
-    eng.dispose()
+@pytest.fixture
+def engine(read_model: Engine) -> Engine:
+    return read_model
 
 
 def _ids(reads: ThreadReads) -> list[str]:
@@ -127,7 +107,7 @@ def test_dispose_closes_the_held_connections_and_reads_go_on(engine: Engine) -> 
 def pg_engine(module_pg_url: str | None) -> Iterator[Engine]:
     if module_pg_url is None:
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    yield from _empty_read_model(module_pg_url)
+    yield from empty_read_model(module_pg_url)
 
 
 def test_a_dropped_postgresql_connection_is_replaced_and_the_read_retried(
