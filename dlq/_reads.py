@@ -29,9 +29,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
-__all__ = ["ThreadReads"]
+__all__ = ["ThreadReads", "fetch_all"]
 
 DEFAULT_LIMIT = 5
+
+
+def fetch_all(dbapi_conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Execute ``sql`` on a DBAPI connection and fetch every row, closing the cursor."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 class _Held:
@@ -116,12 +126,7 @@ class ThreadReads:
         with self.engine.connect() as conn:
             if self._postgresql:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            cursor = conn.connection.cursor()
-            try:
-                cursor.execute(sql, params)
-                return cursor.fetchall()
-            finally:
-                cursor.close()
+            return fetch_all(conn.connection, sql, params)
 
     def _acquire(self) -> _Held | None:
         if self._pid != os.getpid():

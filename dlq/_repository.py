@@ -26,7 +26,7 @@ from dlq._db import (
     UTCDateTime,
 )
 from dlq._filters import EntryFilters
-from dlq._reads import ThreadReads
+from dlq._reads import ThreadReads, fetch_all
 from dlq._types import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -412,12 +412,7 @@ def _dbapi_rows(session: Any, sql: str, params: Sequence[Any]) -> list[Any]:
     if isinstance(session, ThreadReads):
         return session.rows(sql, params)
     conn = session.connection() if isinstance(session, Session) else session
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+    return fetch_all(conn.connection, sql, params)
 
 
 def _as_dicts(rows: list[Any], d: _Dialect) -> list[dict[str, Any]]:
