@@ -106,84 +106,33 @@ def test_latency_is_measured_from_acquire_when_not_given() -> None:
 # --- convergence on a downstream with a capacity -----------------------------
 
 
-def test_throttle_keeps_in_flight_near_downstream_capacity() -> None:
-    """Forty workers on a downstream that fails above K=10 concurrent calls."""
-    capacity, workers, converged, end = 10, 40, 5.0, 60.0
-    clock = FakeClock()
-    throttle = AdaptiveThrottle(clock=clock)
-    rng = random.Random(7)
+def simulate(throttle: AdaptiveThrottle, clock: FakeClock, call, *, workers: int,
+             end: float, settled: float, backoff: bool = False, watch=None) -> float:
+    """``workers`` loop acquire -> ``call(now)`` -> release on the fake clock.
+
+    ``call(now)`` returns the call's end time and whether it succeeded. A
+    worker refused for concurrency waits for the next release. Other refusals
+    (error rate, emergency) are a test failure unless ``backoff``; then the
+    waiting workers try again after the refusal's ``retry_after``.
+    ``watch(at, ok)`` is called after each event: a release (``ok`` is its
+    outcome) or a retry wake-up (``ok`` is None). Returns the time-weighted
+    average of permits in flight from ``settled`` to ``end``.
+    """
     events: list[tuple[float, int, Permit | None, bool]] = []  # (at, n, permit, ok)
     order = itertools.count()
-    idle = workers  # workers waiting for a permit
+    idle, area, last = workers, 0.0, 0.0
     retry_pending = False
-    in_flight_area = 0.0
-    last_at = 0.0
-    peak_limit = 0
-    after = {"ok": 0, "failed": 0}
 
-    def start_waiting_workers() -> None:
+    def start_idle() -> None:
         nonlocal idle, retry_pending
         while idle:
             result = throttle.acquire()
             if isinstance(result, Refusal):
-                # A concurrency refusal waits for the next release; others for retry_after.
+                assert backoff or result.reason == "concurrency", result
                 if result.reason != "concurrency" and not retry_pending:
                     retry_pending = True
-                    retry_at = clock.now + result.retry_after
-                    heapq.heappush(events, (retry_at, next(order), None, False))
-                return
-            idle -= 1
-            ok = throttle.in_flight <= capacity
-            latency = rng.uniform(0.05, 0.15) if ok else 0.01
-            heapq.heappush(events, (clock.now + latency, next(order), result, ok))
-
-    start_waiting_workers()
-    while events and events[0][0] < end:
-        at, _, permit, ok = heapq.heappop(events)
-        if at > converged:
-            in_flight_area += throttle.in_flight * (at - max(last_at, converged))
-        last_at = at
-        clock.now = at
-        if permit is None:
-            retry_pending = False
-        else:
-            permit.release(ok)  # latency measured on the fake clock
-            idle += 1
-            if at > converged:
-                after["ok" if ok else "failed"] += 1
-        peak_limit = max(peak_limit, throttle.limit)
-        start_waiting_workers()
-
-    mean_in_flight = in_flight_area / (end - converged)
-    error_rate = after["failed"] / (after["ok"] + after["failed"])
-    assert 0.5 * capacity <= mean_in_flight <= 1.2 * capacity, mean_in_flight
-    assert peak_limit <= capacity + 3  # probing past K is brief, never a runaway
-    assert error_rate < 0.08, error_rate  # about one failed probe per sawtooth
-    assert after["ok"] > 2000  # it did keep the downstream busy
-    assert throttle.health == "healthy"
-
-
-# --- latency against the downstream's own baseline ----------------------------
-
-
-def simulate(throttle: AdaptiveThrottle, clock: FakeClock, call, *, workers: int,
-             end: float, settled: float) -> float:
-    """``workers`` loop acquire -> ``call(now)`` -> release on the fake clock.
-
-    ``call(now)`` returns the call's end time and whether it succeeded. Every
-    refused worker retries on the next release. Returns the time-weighted
-    average of permits in flight from ``settled`` to ``end``.
-    """
-    events: list[tuple[float, int, Permit]] = []
-    order = itertools.count()
-    idle, area, last = workers, 0.0, 0.0
-
-    def start_idle() -> None:
-        nonlocal idle
-        while idle:
-            result = throttle.acquire()
-            if isinstance(result, Refusal):
-                assert result.reason == "concurrency", result
+                    heapq.heappush(events, (clock.now + result.retry_after, next(order),
+                                            None, False))
                 return
             idle -= 1
             done_at, ok = call(clock.now)
@@ -196,10 +145,47 @@ def simulate(throttle: AdaptiveThrottle, clock: FakeClock, call, *, workers: int
             area += throttle.in_flight * (at - max(last, settled))
         last = at
         clock.now = at
-        permit.release(ok)  # latency measured on the fake clock
-        idle += 1
+        if permit is None:
+            retry_pending = False
+        else:
+            permit.release(ok)  # latency measured on the fake clock
+            idle += 1
+        if watch is not None:
+            watch(at, None if permit is None else ok)
         start_idle()
     return area / (end - settled)
+
+
+def test_throttle_keeps_in_flight_near_downstream_capacity() -> None:
+    """Forty workers on a downstream that fails above K=10 concurrent calls."""
+    capacity, workers, converged, end = 10, 40, 5.0, 60.0
+    clock = FakeClock()
+    throttle = AdaptiveThrottle(clock=clock)
+    rng = random.Random(7)
+    peak_limit = 0
+    after = {"ok": 0, "failed": 0}
+
+    def call(now: float) -> tuple[float, bool]:
+        ok = throttle.in_flight <= capacity
+        return now + (rng.uniform(0.05, 0.15) if ok else 0.01), ok
+
+    def watch(at: float, ok: bool | None) -> None:
+        nonlocal peak_limit
+        if ok is not None and at > converged:
+            after["ok" if ok else "failed"] += 1
+        peak_limit = max(peak_limit, throttle.limit)
+
+    mean_in_flight = simulate(throttle, clock, call, workers=workers, end=end,
+                              settled=converged, backoff=True, watch=watch)
+    error_rate = after["failed"] / (after["ok"] + after["failed"])
+    assert 0.5 * capacity <= mean_in_flight <= 1.2 * capacity, mean_in_flight
+    assert peak_limit <= capacity + 3  # probing past K is brief, never a runaway
+    assert error_rate < 0.08, error_rate  # about one failed probe per sawtooth
+    assert after["ok"] > 2000  # it did keep the downstream busy
+    assert throttle.health == "healthy"
+
+
+# --- latency against the downstream's own baseline ----------------------------
 
 
 class QueueingDownstream:
