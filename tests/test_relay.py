@@ -10,6 +10,12 @@ from dlq._entry import new_entry_input
 from dlq._outbox import Outbox
 from dlq._relay import Relay
 from dlq._types import EntryInput
+from tests.helpers import eventually
+
+
+async def count(items: list[str]) -> int:
+    """``len(items)``, as a probe for :func:`eventually`."""
+    return len(items)
 
 
 async def test_while_temporal_is_down_the_relay_probes_one_record_at_a_time(
@@ -28,6 +34,9 @@ async def test_while_temporal_is_down_the_relay_probes_one_record_at_a_time(
             raise ConnectionError("Temporal unreachable")
         delivered.append(entry.dlq_id)
 
+    async def depth() -> int:
+        return outbox.stats().depth
+
     relay = Relay(outbox, deliver, batch_size=20, max_probe_interval=0.05)
     task = asyncio.create_task(relay.run())
     try:
@@ -37,15 +46,9 @@ async def test_while_temporal_is_down_the_relay_probes_one_record_at_a_time(
         assert 20 < failed < 20 + 15, failed
         assert relay.errors == failed and outbox.stats().depth == 50
         down = False
-        for _ in range(200):
-            if outbox.stats().depth == 0:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(depth, lambda n: n == 0, timeout=10, interval=0.05)
         # Records that failed wait out their own backoff; all arrive, once each.
-        for _ in range(400):
-            if len(delivered) == 50:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: count(delivered), lambda n: n == 50, interval=0.05)
     finally:
         task.cancel()
     assert sorted(delivered) == sorted(e.dlq_id for e in entries)
@@ -87,10 +90,7 @@ async def test_an_unreachable_destination_uses_up_no_attempts(tmp_path: Path) ->
     relay = Relay(outbox, deliver, ready=ready, max_probe_interval=0.05)
     task = asyncio.create_task(relay.run())
     try:
-        for _ in range(100):
-            if len(delivered) == 10:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: count(delivered), lambda n: n == 10, timeout=5, interval=0.05)
     finally:
         task.cancel()
     assert len(checks) >= 4 and relay.errors == 3 and len(set(delivered)) == 10
