@@ -31,8 +31,6 @@ from sqlalchemy.pool import QueuePool
 
 __all__ = ["ThreadReads", "fetch_all"]
 
-DEFAULT_LIMIT = 5
-
 
 def fetch_all(dbapi_conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
     """Execute ``sql`` on a DBAPI connection and fetch every row, closing the cursor."""
@@ -49,10 +47,13 @@ class _Held:
 
     __slots__ = ("__weakref__", "conn", "finalizer", "generation")
 
-    def __init__(self, conn: Any, generation: int) -> None:
+    def __init__(self, conn: Any, generation: int, open_conns: dict[int, Any]) -> None:
         self.conn = conn
         self.generation = generation
-        self.finalizer: weakref.finalize[Any, Any] | None = None
+        # Runs when the thread ends (its thread-local slot is freed), on dispose, or
+        # when the connection is discarded; never twice.
+        self.finalizer = weakref.finalize(self, _close, conn, open_conns)
+        open_conns[id(conn)] = self.finalizer
 
 
 class ThreadReads:
@@ -73,8 +74,7 @@ class ThreadReads:
         self.dialect = engine.dialect
         pool = engine.pool
         self.enabled = isinstance(pool, QueuePool)
-        self.limit = limit if limit is not None else (
-            pool.size() if isinstance(pool, QueuePool) else DEFAULT_LIMIT)
+        self.limit = limit if limit is not None else (pool.size() if self.enabled else 0)
         self._local = threading.local()
         self._lock = threading.Lock()
         # id(connection) -> the finalizer that closes it; read without the lock
@@ -142,18 +142,13 @@ class ThreadReads:
             fairy.detach()  # ours now: no longer counted by the pool, closed by us
             if self._postgresql:
                 conn.autocommit = True
-            held = _Held(conn, generation)
-            # Runs when the thread ends (its thread-local slot is freed), on dispose, or
-            # when the connection is discarded; never twice.
-            held.finalizer = weakref.finalize(held, _close, conn, self._open)
-            self._open[id(conn)] = held.finalizer
+            held = _Held(conn, generation, self._open)
         self._local.held = held
         return held
 
     def _discard(self, held: _Held) -> None:
         self._local.__dict__.pop("held", None)
-        if held.finalizer is not None:
-            held.finalizer()
+        held.finalizer()
 
     def _forget_parent(self) -> None:
         # After a fork the held connections are the parent's sockets and files:
