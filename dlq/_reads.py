@@ -7,7 +7,7 @@ query itself, and twice the latency to a remote server. A thread that reads
 keeps one connection of its own instead, outside the pool.
 
 Those connections come from the pool, so they are set up like every other
-(SQLite pragmas, PostgreSQL's UTC session), then detached from it. They run in
+(SQLite pragmas and all), then detached from it. They run in
 autocommit: a read neither starts nor leaves a transaction open (SQLite's
 Python driver starts none for a SELECT; PostgreSQL's is switched to autocommit),
 so each statement sees what is committed when it runs, as before.
