@@ -344,9 +344,7 @@ class AdaptiveThrottle:
                 "p50_latency": self._percentile(0.50),
                 "p95_latency": self._percentile(0.95),
                 "baseline_latency": self._baselines[0][1] if self._baselines else None,
-                "recent_latency": (
-                    _median(itertools.islice(reversed(self._recent), self._min_samples))
-                    if len(self._recent) >= self._min_samples else None),
+                "recent_latency": self._recent_median(),
                 "succeeded": self._succeeded,
                 "failed": self._failed,
                 "refused": self._refused,
@@ -602,9 +600,16 @@ class AdaptiveThrottle:
         # An expired baseline is kept until a newer candidate replaces it.
         while len(baselines) > 1 and baselines[0][0] < now - self._baseline_seconds:
             baselines.popleft()
-        if not baselines or baselines[0][1] <= 0:
+        recent_median = self._recent_median()
+        if not baselines or baselines[0][1] <= 0 or recent_median is None:
             return None
-        return _median(itertools.islice(reversed(recent), self._min_samples)) / baselines[0][1]
+        return recent_median / baselines[0][1]
+
+    def _recent_median(self) -> float | None:
+        """Median of the last ``min_samples`` successes since the last decrease, if as many."""
+        if len(self._recent) < self._min_samples:
+            return None
+        return _median(itertools.islice(reversed(self._recent), self._min_samples))
 
     def _record(self, now: float, permit: Permit, success: bool, latency: float) -> None:
         if permit.probe and success and latency <= self._emergency_latency:
