@@ -97,12 +97,13 @@ class TunedRelayService(AsyncDLQService):
         self.relay_batch_size = batch_size
         self.relay_concurrency = concurrency
 
-    def start_relay(self) -> Relay:
-        """Create the tuned relay on first use, then start it as the product does."""
+    def _get_relay(self) -> Relay:
+        # The one place the service builds its relay: start_relay and drain_outbox
+        # both get the tuned one.
         if self._relay is None:
             self._relay = Relay(self.outbox, self.deliver, batch_size=self.relay_batch_size,
                                 concurrency=self.relay_concurrency, ready=self.get_client)
-        return super().start_relay()
+        return self._relay
 
 
 def blocking_service(aio: AsyncDLQService) -> DLQService:

@@ -15,8 +15,8 @@ Each operation is timed at three layers, interleaved run by run:
 
 * **API**: the blocking ``DLQService``, i.e. what an application calls (its SQL
   reads run on the caller's thread: validation, repository, result shape);
-* **repo**: the ``SQLModelRepository`` method the service calls (pooled
-  connection, statement, row conversion to dicts with ISO times);
+* **repo**: the ``SQLModelRepository`` method the service calls (the
+  thread's held connection, cached SQL, row conversion to dicts with ISO times);
 * **raw**: the same SQL, hand-written, on a plain DBAPI connection
   (``sqlite3`` / ``psycopg``, autocommit) to the same database, rows fetched.
 
