@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
-from dlq import AsyncDLQService, DLQConfig, workflow_id_for
+from dlq import AsyncDLQService, DLQConfig, DLQService, workflow_id_for
 from tests.conftest import with_config
-from tests.helpers import eventually
+from tests.helpers import eventually, visible_runs
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +52,7 @@ async def test_redelivery_never_makes_a_second_entry(config: DLQConfig, client: 
     # describe() is consistent at once: the latest run is still the first one.
     assert (await client.get_workflow_handle(wid).describe()).run_id == first_run
     assert (await svc.get_entry(entry.dlq_id))["status"] == "resolved"
-
-    async def runs() -> int:  # visibility is eventually consistent
-        return len([w async for w in client.list_workflows(f'WorkflowId="{wid}"')])
-
-    assert await eventually(runs, lambda n: n >= 1, timeout=10) == 1
+    assert await visible_runs(client, wid) == 1
     await svc.close()
 
 
@@ -93,13 +90,8 @@ async def _wait_row(svc, dlq_id: str) -> bool:  # noqa: ANN001
 
 
 
-
 def test_blocking_async_store_appends_on_the_callers_thread_and_relays_from_its_loop(
         config: DLQConfig, tmp_path: Path) -> None:
-    import threading
-
-    from dlq import DLQService
-
     with DLQService(with_config(config, outbox_path=str(tmp_path / "b.db"))) as svc:
         appended_on: list[str] = []
         append = svc.aio.outbox.append

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from sqlmodel import Session, SQLModel
 from dlq import _repository as repo
 from dlq import _state as sm
 from dlq._db import create_db_engine, migrate
+from dlq._filters import parse_filters
 from dlq._types import EntryInput, EntryState
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -101,10 +103,6 @@ def test_entry_dict_is_json_safe(engine: Engine) -> None:
 
 
 def test_a_frozen_bulk_set_ignores_later_entries_and_can_be_dropped(engine: Engine) -> None:
-    import uuid
-
-    from dlq._filters import parse_filters
-
     sql = repo.SQLModelRepository(engine)
     tag = uuid.uuid4().hex[:8]  # the PostgreSQL database is shared across tests
     ids = [f"f-{tag}-{i}" for i in range(3)]
