@@ -33,6 +33,7 @@ from dlq._types import (
 )
 from dlq._worker import build_worker
 from tests.conftest import BIN
+from tests.helpers import eventually
 from workflows.entry import DLQEntryWorkflow
 
 
@@ -160,11 +161,8 @@ async def test_failed_local_persist_falls_back_to_an_activity_and_replays(
         dlq_id, handle = await start(ts_env, queue, "payment", "manual_check")
         # Let the fallback write the row first, so the resolve is a write of its
         # own (else it may coalesce into the fallback's) and shows the switch back.
-        for _ in range(200):
-            if row(engine, dlq_id) is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert row(engine, dlq_id) is not None
+        await eventually(lambda: asyncio.to_thread(row, engine, dlq_id),
+                         lambda r: r is not None, timeout=10, interval=0.05)
         await handle.execute_update("resolve", ResolveInput(notes="fixed"),
                                     result_type=ResolveResult)
         result = await handle.result()
