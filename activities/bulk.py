@@ -10,9 +10,9 @@ from temporalio import activity
 
 from dlq._errors import DLQEntryNotFoundError, DLQError, DLQStateConflictError
 from dlq._filters import parse_filters
+from dlq._messages import BulkFreezeInput, BulkFreezeResult, BulkPageInput, BulkPageResult
 from dlq._service import AsyncDLQService
 from dlq._throttle import AdaptiveThrottle, Permit
-from dlq._types import BulkFreezeInput, BulkFreezeResult, BulkPageInput, BulkPageResult
 
 # Replays in flight per page when the adaptive throttle is off.
 UNTHROTTLED_CONCURRENCY = 32

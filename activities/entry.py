@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 
-from dlq import _repository as repo
+from dlq import _sql as repo
 from dlq._handlers import HandlerRegistry
 from dlq._handlers import registry as default_registry
-from dlq._types import PersistInput, PersistResult, ReplayHandlerInput, ReplayHandlerResult
+from dlq._messages import PersistInput, PersistResult, ReplayHandlerInput, ReplayHandlerResult
 
 
 class EntryActivities:

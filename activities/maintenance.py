@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from dlq._messages import MaintenanceInput, MaintenanceResult
 from dlq._service import AsyncDLQService
-from dlq._types import MaintenanceInput, MaintenanceResult
 
 
 class MaintenanceActivities:

@@ -68,7 +68,7 @@ from rich.table import Table
 from dlq import DLQConfig, DLQService
 from dlq._db import create_db_engine
 from dlq._filters import EntryFilters
-from dlq._repository import DATETIME_COLUMNS, LIST_COLUMNS, OPEN, SQLModelRepository
+from dlq._sql import DATETIME_COLUMNS, LIST_COLUMNS, OPEN, SQLModelRepository
 
 if __package__ in (None, ""):
     # Run as `python bench/query.py`: import `bench` from the repository root.
@@ -158,7 +158,7 @@ class Raw:
         return {"by_status": self.sums(RAW_BY_STATUS), "by_domain": by_domain}
 
     def stats(self) -> dict[str, Any]:
-        """The five statements of ``dlq._repository.stats``."""
+        """The five statements of ``dlq._sql.queries.stats``."""
         now = datetime.now(UTC)
         hour, day = self.ts(now - timedelta(hours=1)), self.ts(now - timedelta(days=1))
         return {

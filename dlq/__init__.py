@@ -4,30 +4,24 @@ Every failure handed to the DLQ becomes one durable ``DLQEntryWorkflow``;
 a SQL read model answers queries about all of them.
 """
 
+from dlq._blocking import DLQService, get_dlq_service, reset_dlq_service, store_to_dlq
 from dlq._config import DLQConfig, DLQSettings
 from dlq._entry import new_dlq_id, new_entry_input
 from dlq._errors import DLQEntryNotFoundError, DLQError, DLQReplayError, DLQStateConflictError
+from dlq._fields import FailureFields
 from dlq._handlers import HandlerRegistry, registry, replay_handler
-from dlq._repository import FailedOperationRepository, SQLModelRepository
-from dlq._service import (
-    AsyncDLQService,
-    DLQService,
-    get_dlq_service,
-    reset_dlq_service,
-    store_to_dlq,
-)
-from dlq._temporal import ENTRY_WORKFLOW, workflow_id_for
-from dlq._throttle import AdaptiveThrottle, Permit, Refusal
-from dlq._types import (
-    BulkReplayProgress,
+from dlq._messages import BulkReplayProgress, EntryInput
+from dlq._models import DLQStatus, FailedOperationData
+from dlq._results import (
     DLQBatchReplayStats,
     DLQEntryResult,
-    DLQStatus,
     DLQThrottleBatchReplayResult,
     DLQThrottleReplayResult,
-    EntryInput,
-    FailedOperationData,
 )
+from dlq._service import AsyncDLQService
+from dlq._sql import FailedOperationRepository, SQLModelRepository
+from dlq._temporal import ENTRY_WORKFLOW, workflow_id_for
+from dlq._throttle import AdaptiveThrottle, Permit, Refusal
 
 __all__ = [
     "ENTRY_WORKFLOW",
@@ -48,6 +42,7 @@ __all__ = [
     "EntryInput",
     "FailedOperationData",
     "FailedOperationRepository",
+    "FailureFields",
     "BulkReplayProgress",
     "HandlerRegistry",
     "Permit",

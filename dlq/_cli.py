@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dlq._blocking import DLQService
 from dlq._config import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._errors import DLQEntryNotFoundError, DLQError, DLQReplayError, DLQStateConflictError
-from dlq._service import DLQService
 
 app = typer.Typer(help="Temporal DLQ operator commands. Configuration comes from DLQ_* "
                        "variables (DLQ_TEMPORAL_ADDRESS, DLQ_DATABASE_URL, ...).",

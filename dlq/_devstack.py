@@ -43,8 +43,8 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
 
+from dlq._blocking import DLQService
 from dlq._config import DLQConfig
-from dlq._service import DLQService
 from dlq._temporal import SEARCH_ATTRIBUTES, connect, workflow_id_for
 from dlq.demo import DEMO_RETRY_DELAY, DemoEntry, produce
 

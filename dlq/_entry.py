@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import uuid
@@ -9,15 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dlq._config import DLQConfig
-from dlq._types import EntryInput
+from dlq._fields import DATA_FIELDS, TEXT_FIELDS, adopt_store_signature, store_args
+from dlq._messages import EntryInput
 
-__all__ = ["new_dlq_id", "new_entry_input", "request_context"]
+__all__ = ["build_entry", "new_dlq_id", "new_entry_input", "request_context"]
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_NAME = 100
 MAX_REF = 255
-DATA_FIELDS = ("snapshot_data", "request_data", "response_data", "metadata")
-TEXT_FIELDS = ("error_code", "error_message", "next_action_hint", "recommended_action")
 
 
 def new_dlq_id() -> str:
@@ -75,81 +75,87 @@ def request_context(request: Any) -> dict[str, Any]:
     return context
 
 
-def new_entry_input(
-    domain: str,
-    failure_type: str,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    user_id: int | None = None,
-    error_code: str = "",
-    error_message: str = "",
-    snapshot_data: dict[str, Any] | None = None,
-    request_data: dict[str, Any] | None = None,
-    response_data: dict[str, Any] | None = None,
-    metadata: dict[str, Any] | None = None,
-    next_action_hint: str = "",
-    recommended_action: str = "",
-    request: Any = None,
-    *,
-    config: DLQConfig | None = None,
-    dlq_id: str | None = None,
-    created_at: datetime | None = None,
-    dedup_key: str | None = None,
-) -> EntryInput:
+def new_entry_input(*args: Any, config: DLQConfig | None = None, dlq_id: str | None = None,
+                    created_at: datetime | None = None, **kwargs: Any) -> EntryInput:
     """Validate a failure and build the input of its ``DLQEntryWorkflow``.
 
-    ``store_failure`` uses it; services that run Temporal themselves use it
-    to start the entry workflow from their own client or workflow.
+    Takes the failure as ``store_failure`` does (without ``mode``).
+    ``store_failure`` uses the same validation; services that run Temporal
+    themselves use this to start the entry workflow from their own client or
+    workflow.
 
     With a ``dedup_key``, stores of the same (domain, failure_type,
     dedup_key) while an entry is open become occurrences of that entry.
 
+    Args:
+        *args: The failure's fields, positionally as for ``store_failure``.
+        config: Budget, delays and size limits (from ``DLQ_*`` if None).
+        dlq_id: The entry's id (a new one if None).
+        created_at: When the failure happened (now if None).
+        **kwargs: The failure's fields by name, ``request`` and ``dedup_key``.
+
     Raises:
         ValueError: Naming the first invalid field.
     """
-    config = config or DLQConfig.from_settings()
-    _check_name("domain", domain)
-    _check_name("failure_type", failure_type)
-    for field, value in (("entity_type", entity_type), ("entity_id", entity_id)):
+    if "mode" in kwargs:
+        raise TypeError("new_entry_input() got an unexpected keyword argument 'mode'")
+    fields, request, _ = store_args(*args, **kwargs)
+    return build_entry(fields, request, config=config or DLQConfig.from_settings(),
+                       dlq_id=dlq_id, created_at=created_at)
+
+
+adopt_store_signature(new_entry_input, new_entry_input, drop=("mode",), extra=tuple(
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+    for name in ("config", "dlq_id", "created_at")))
+
+
+def build_entry(fields: dict[str, Any], request: Any, *, config: DLQConfig,
+                dlq_id: str | None = None, created_at: datetime | None = None) -> EntryInput:
+    """The checks behind :func:`new_entry_input`, on fields bound by ``store_args``.
+
+    Raises:
+        ValueError: Naming the first invalid field.
+    """
+    _check_name("domain", fields["domain"])
+    _check_name("failure_type", fields["failure_type"])
+    for field in ("entity_type", "entity_id"):
+        value = fields[field]
         if value is not None and (not isinstance(value, str) or len(value) > MAX_REF):
             raise ValueError(f"{field} must be a string of at most {MAX_REF} characters "
                              f"or None, got {value!r:.80}")
+    dedup_key = fields["dedup_key"]
     if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key
                                   or len(dedup_key) > MAX_REF):
         raise ValueError(f"dedup_key must be a non-empty string of at most {MAX_REF} "
                          f"characters or None, got {dedup_key!r:.80}")
+    user_id = fields["user_id"]
     if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
         raise ValueError(f"user_id must be an int or None, got {user_id!r}")
-    texts = {}
-    for field, value in zip(TEXT_FIELDS, (error_code, error_message, next_action_hint,
-                                          recommended_action), strict=True):
+    values = dict(fields)
+    for field in TEXT_FIELDS:
+        value = values[field]
         if value is None:
-            value = ""
+            value = values[field] = ""
         if not isinstance(value, str):
             raise ValueError(f"{field} must be a string, got {type(value).__name__}")
-        texts[field] = value
-    checked = {field: _check_data(field, value) for field, value in zip(
-        DATA_FIELDS, (snapshot_data, request_data, response_data, metadata), strict=True)}
-    data = {field: value for field, (value, _) in checked.items()}
-    data_bytes = sum(size for _, size in checked.values())
+    sizes = {}
+    for field in DATA_FIELDS:
+        values[field], sizes[field] = _check_data(field, values[field])
+    data_bytes = sum(sizes.values())
     if data_bytes > config.payload_max_bytes:
-        sizes = ", ".join(f"{f} {size / 2**20:.1f} MiB" for f, (_, size) in checked.items())
-        raise ValueError(f"entry data is {data_bytes / 2**20:.1f} MiB ({sizes}), over the "
+        listed = ", ".join(f"{f} {size / 2**20:.1f} MiB" for f, size in sizes.items())
+        raise ValueError(f"entry data is {data_bytes / 2**20:.1f} MiB ({listed}), over the "
                          f"{config.payload_max_bytes / 2**20:g} MiB limit (DLQ_PAYLOAD_MAX_BYTES)")
-    for field, value in (("error_message", texts["error_message"]),
-                         ("next_action_hint", texts["next_action_hint"])):
-        if len(value.encode()) > config.payload_inline_bytes:
-            raise ValueError(f"{field} is {len(value.encode())} bytes, over the "
+    for field in ("error_message", "next_action_hint"):
+        if len(values[field].encode()) > config.payload_inline_bytes:
+            raise ValueError(f"{field} is {len(values[field].encode())} bytes, over the "
                              f"{config.payload_inline_bytes} byte limit; put details in "
                              "snapshot_data or metadata")
     context = request_context(request)
     if context:
-        data["metadata"] = {**data["metadata"], "request": context}
+        values["metadata"] = {**values["metadata"], "request": context}
     return EntryInput(
-        dlq_id=dlq_id or new_dlq_id(),
-        domain=domain, failure_type=failure_type, entity_type=entity_type,
-        entity_id=entity_id, user_id=user_id, **texts, **data, dedup_key=dedup_key,
-        data_bytes=data_bytes,
+        dlq_id=dlq_id or new_dlq_id(), **values, data_bytes=data_bytes,
         created_at=created_at or datetime.now(UTC),
         max_retries=config.max_replay_attempts, retry_delay=config.retry_delay,
         expiry_hours=config.expiry_hours, auto_replay=config.auto_replay,

@@ -39,6 +39,13 @@ class DLQReplayError(DLQError):
     """
 
 
+class _Unreachable(DLQError):
+    """Connecting to Temporal failed (the cause says why)."""
+
+    def __str__(self) -> str:
+        return f"cannot reach Temporal: {self.__cause__!r}"
+
+
 # Errors travel from workflow to client as ApplicationError.type strings; this
 # maps them back to the classes callers catch.
 ERROR_TYPES: dict[str, type[Exception]] = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dlq._types import DLQStatus
+from dlq._models import DLQStatus
 
 __all__ = ["EntryFilters", "decode_cursor", "encode_cursor", "parse_duration",
            "parse_filters", "parse_sla_thresholds"]

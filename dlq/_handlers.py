@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from dlq._types import FailedOperationData
+from dlq._models import FailedOperationData
 
 __all__ = ["HandlerRegistry", "import_handler_modules", "registry", "replay_handler"]
 

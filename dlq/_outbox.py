@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlq._types import EntryInput
+from dlq._messages import EntryInput
 
 __all__ = ["Outbox", "OutboxRecord", "OutboxStats"]
 

@@ -7,8 +7,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from dlq._messages import EntryInput
 from dlq._outbox import Outbox
-from dlq._types import EntryInput
 
 __all__ = ["Relay"]
 

@@ -11,14 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from dlq._types import (
-    CLOSED_STATUSES,
-    AttemptRecord,
-    AuditEvent,
-    DLQStatus,
-    EntryInput,
-    EntryState,
-)
+from dlq._fields import FAILURE_FIELDS
+from dlq._messages import EntryInput
+from dlq._models import CLOSED_STATUSES, AttemptRecord, AuditEvent, DLQStatus, EntryState
 
 MAX_BACKOFF_SECONDS = 3600.0
 BACKOFF_FACTOR = 2.0
@@ -41,14 +36,8 @@ def new_state(entry: EntryInput, *, workflow_id: str, now: datetime, rand: float
     state = EntryState(
         id=entry.dlq_id,
         workflow_id=workflow_id,
-        **entry.model_dump(
-            include={
-                "domain", "failure_type", "entity_type", "entity_id", "user_id",
-                "error_code", "error_message", "snapshot_data", "request_data",
-                "response_data", "metadata", "next_action_hint", "recommended_action",
-                "retry_delay", "auto_replay", "replay_timeout", "dedup_key", "payload_ref",
-            }
-        ),
+        **entry.model_dump(include={*FAILURE_FIELDS, "retry_delay", "auto_replay",
+                                    "replay_timeout", "payload_ref"}),
         max_retries=entry.max_retries,
         created_at=created_at,
         updated_at=created_at,
@@ -71,6 +60,27 @@ def auto_enabled(state: EntryState) -> bool:
     return state.auto_replay and state.recommended_action == "replay"
 
 
+# --- rules -------------------------------------------------------------------
+# Each rule is written here once; models, the workflow and SQL readers use it.
+
+
+def is_retryable(status: str, retry_count: int, max_retries: int) -> bool:
+    """Whether a normal (non-forced) retry is allowed: ``pending`` with budget left."""
+    return status == DLQStatus.PENDING and retry_count < max_retries
+
+
+def auto_replay_due(state: EntryState, now: datetime) -> bool:
+    """Whether the automatic replay that :func:`schedule_auto` set is due now."""
+    return (state.next_auto_attempt_at is not None and now >= state.next_auto_attempt_at
+            and is_retryable(state.status, state.retry_count, state.max_retries))
+
+
+def can_expire(state: EntryState, now: datetime) -> bool:
+    """Whether an open entry has reached ``expires_at``."""
+    return (not is_closed(state) and state.expires_at is not None
+            and now >= state.expires_at)
+
+
 # --- gates -------------------------------------------------------------------
 
 
@@ -84,7 +94,7 @@ def check_retry(state: EntryState) -> None:
         raise TransitionRejected(f"entry {state.id} is {state.status}; it cannot be retried")
     if state.status == DLQStatus.REPLAYING:
         raise TransitionRejected(f"entry {state.id} has a replay attempt running")
-    if state.retry_count >= state.max_retries or state.status == DLQStatus.REQUIRES_REVIEW:
+    if not is_retryable(state.status, state.retry_count, state.max_retries):
         raise TransitionRejected(
             f"entry {state.id} has exhausted its replay attempts "
             f"({state.retry_count}/{state.max_retries}); use force_redrive"
@@ -268,8 +278,8 @@ def backoff_delay(retry_count: int, retry_delay: float, rand: float) -> float:
 
 def schedule_auto(state: EntryState, *, now: datetime, rand: float) -> None:
     """Set (or clear) when the next automatic attempt is due."""
-    if (auto_enabled(state) and state.status == DLQStatus.PENDING
-            and state.retry_count < state.max_retries):
+    if auto_enabled(state) and is_retryable(state.status, state.retry_count,
+                                            state.max_retries):
         delay = backoff_delay(state.retry_count, state.retry_delay, rand)
         state.next_auto_attempt_at = now + timedelta(seconds=delay)
     else:

@@ -15,7 +15,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
-from dlq._types import EntryInput
+from dlq._messages import EntryInput
 
 __all__ = [
     "ENTRY_WORKFLOW",

@@ -29,16 +29,16 @@ from temporalio.worker import Worker
 from dlq._config import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._handlers import import_handler_modules, registry
-from dlq._repository import SQLModelRepository
+from dlq._messages import MaintenanceInput
 from dlq._sandbox import CachedCodeSandboxedWorkflowRunner
 from dlq._service import AsyncDLQService
+from dlq._sql import SQLModelRepository
 from dlq._temporal import (
     MAINTENANCE_SCHEDULE_ID,
     MAINTENANCE_WORKFLOW,
     connect,
     ensure_search_attributes,
 )
-from dlq._types import MaintenanceInput
 
 __all__ = ["build_worker", "ensure_maintenance_schedule", "run_worker"]
 

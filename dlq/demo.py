@@ -24,10 +24,10 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dlq._blocking import DLQService
 from dlq._config import DLQConfig
 from dlq._handlers import replay_handler
-from dlq._service import DLQService
-from dlq._types import FailedOperationData
+from dlq._models import FailedOperationData
 
 __all__ = [
     "DEMO_RETRY_DELAY",

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dlq import _repository as repo
+from dlq import _sql as repo
 from dlq import _state as sm
-from dlq._types import CLOSED_STATUSES, DLQStatus, EntryInput
+from dlq._messages import EntryInput
+from dlq._models import CLOSED_STATUSES, DLQStatus
 
 
 def seed_entry(engine: Engine, *, domain: str = "payment", failure_type: str = "PG_TIMEOUT",

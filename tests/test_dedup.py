@@ -8,8 +8,8 @@ import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQStateConflictError
+from dlq._models import EntryState
 from dlq._temporal import dedup_workflow_id
-from dlq._types import EntryState
 from tests.conftest import CAN_EVENTS
 from tests.helpers import visible_runs
 

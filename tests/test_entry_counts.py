@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dlq import _repository as repo
+from dlq import _sql as repo
 from dlq import _state as sm
 from dlq._db import DLQEntry, create_db_engine, migrate
 from dlq._filters import parse_filters
-from dlq._types import DLQStatus, EntryInput
+from dlq._messages import EntryInput
+from dlq._models import DLQStatus
 from tests.conftest import fresh_pg_database
 from tests.seed import seed_entry
 
@@ -235,7 +236,7 @@ def test_facets_and_stats_match_group_bys_and_drop_zero_buckets(engine: Engine) 
 
 def _orm_ids(engine: Engine, filters, *, limit: int = 100) -> list[str]:  # noqa: ANN001
     """The same listing through the SQLAlchemy conditions the bulk paths use."""
-    stmt = (sa.select(DLQEntry.id).where(*repo._conditions(filters))
+    stmt = (sa.select(DLQEntry.id).where(*repo.conditions(filters))
             .order_by(*repo.NEWEST_FIRST).limit(limit))
     with Session(engine) as session:
         return list(session.execute(stmt).scalars())

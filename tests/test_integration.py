@@ -19,7 +19,8 @@ from dlq import (
     FailedOperationData,
     workflow_id_for,
 )
-from dlq._types import EntryResult, EntryState
+from dlq._messages import EntryResult
+from dlq._models import EntryState
 from tests.conftest import with_config
 from tests.handlers import calls
 from tests.helpers import eventually, store, visible_runs, wait_status
@@ -236,12 +237,12 @@ async def test_closed_entry_is_never_recreated(service: AsyncDLQService, client:
     from dlq._entry import new_entry_input
 
     entry = new_entry_input("payment", "PG_TIMEOUT", config=service.config)
-    assert (await service._store(entry)).success
+    assert (await service.store_entry(entry)).success
     await service.resolve_entry(entry.dlq_id)
     handle = client.get_workflow_handle(workflow_id_for(entry.dlq_id))
     await handle.result()
     first_run = (await handle.describe()).run_id
-    again = await service._store(entry)  # a client retry after the entry closed
+    again = await service.store_entry(entry)  # a client retry after the entry closed
     assert again.success and again.dlq_id == entry.dlq_id
     with pytest.raises(WorkflowAlreadyStartedError):
         await client.start_workflow(ENTRY_WORKFLOW, entry, id=workflow_id_for(entry.dlq_id),
@@ -257,7 +258,7 @@ async def test_store_twice_same_id_is_one_entry(service: AsyncDLQService, client
     from dlq._entry import new_entry_input
 
     entry = new_entry_input("payment", "PG_TIMEOUT", config=service.config)
-    first, second = await service._store(entry), await service._store(entry)
+    first, second = await service.store_entry(entry), await service.store_entry(entry)
     assert first.success and second.success
     assert await visible_runs(client, workflow_id_for(entry.dlq_id)) == 1
     assert len((await service.get_entry(entry.dlq_id))["audit_events"]) == 1

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, workflow_id_for
-from dlq._types import EntryState
+from dlq._models import EntryState
 
 pytestmark = pytest.mark.integration
 

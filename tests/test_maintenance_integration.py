@@ -13,8 +13,8 @@ from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig, SQLModelRepository, workflow_id_for
 from dlq._db import DLQEntry, create_db_engine
-from dlq._repository import get_entry_row, list_audit_events
-from dlq._types import EntryState
+from dlq._models import EntryState
+from dlq._sql import get_entry_row, list_audit_events
 from dlq._worker import ensure_maintenance_schedule
 from tests.helpers import eventually, store
 from tests.seed import seed_entry

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 import dlq
 from dlq import DLQConfig, DLQService, workflow_id_for
-from dlq._types import EntryInput
+from dlq._messages import EntryInput
 from tests.conftest import BIN
 from tests.handlers import calls
 from tests.helpers import store, wait_status

@@ -43,7 +43,7 @@ async def test_redelivery_never_makes_a_second_entry(config: DLQConfig, client: 
 
     svc = AsyncDLQService(with_config(config, outbox_path=str(tmp_path / "o.db")), client=client)
     entry = new_entry_input("payment", "PG_TIMEOUT", config=svc.config)
-    assert (await svc._store(entry)).success
+    assert (await svc.store_entry(entry)).success
     await svc.resolve_entry(entry.dlq_id)
     wid = workflow_id_for(entry.dlq_id)
     first_run = (await client.get_workflow_handle(wid).describe()).run_id

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from dlq import DLQConfig, DLQService, SQLModelRepository
 from dlq._db import DLQEntry
-from dlq._repository import get_entry_row, list_audit_events
+from dlq._sql import get_entry_row, list_audit_events
 from tests.seed import seed_entry
 
 STATUSES = ["pending", "replaying", "requires_review", "resolved", "discarded", "expired",

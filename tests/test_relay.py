@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 from dlq._entry import new_entry_input
+from dlq._messages import EntryInput
 from dlq._outbox import Outbox
 from dlq._relay import Relay
-from dlq._types import EntryInput
 from tests.helpers import eventually
 
 

@@ -13,11 +13,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from dlq import _repository as repo
+from dlq import _sql as repo
 from dlq import _state as sm
 from dlq._db import create_db_engine, migrate
 from dlq._filters import parse_filters
-from dlq._types import EntryInput, EntryState
+from dlq._messages import EntryInput
+from dlq._models import EntryState
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

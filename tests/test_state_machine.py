@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dlq import _state as sm
-from dlq._types import DLQStatus, EntryInput, EntryState
+from dlq._messages import EntryInput
+from dlq._models import DLQStatus, EntryState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

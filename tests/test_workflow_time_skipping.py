@@ -19,11 +19,8 @@ from activities.entry import EntryActivities
 from dlq import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._entry import new_entry_input
-from dlq._repository import get_entry_row
-from dlq._temporal import ENTRY_WORKFLOW, ensure_search_attributes, workflow_id_for
-from dlq._types import (
+from dlq._messages import (
     EntryResult,
-    EntryState,
     ForceRedriveInput,
     PersistInput,
     PersistResult,
@@ -31,6 +28,9 @@ from dlq._types import (
     ResolveInput,
     ResolveResult,
 )
+from dlq._models import EntryState
+from dlq._sql import get_entry_row
+from dlq._temporal import ENTRY_WORKFLOW, ensure_search_attributes, workflow_id_for
 from dlq._worker import build_worker
 from tests.conftest import BIN
 from tests.helpers import eventually

@@ -8,7 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from dlq._types import (
+    from dlq._messages import (
         BulkFreezeInput,
         BulkFreezeResult,
         BulkPageInput,

@@ -24,13 +24,11 @@ with workflow.unsafe.imports_passed_through():
     import pydantic
 
     from dlq import _state as sm
-    from dlq._types import (
+    from dlq._messages import (
         CaptureInput,
         CaptureResult,
-        DLQStatus,
         EntryInput,
         EntryResult,
-        EntryState,
         ForceRedriveInput,
         PersistInput,
         PersistResult,
@@ -41,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveResult,
         RetryInput,
     )
+    from dlq._models import EntryState
 
 STATUS_KEY = SearchAttributeKey.for_keyword("DlqStatus")
 DOMAIN_KEY = SearchAttributeKey.for_keyword("DlqDomain")
@@ -208,7 +207,7 @@ class DLQEntryWorkflow:
         """Maintenance safety net: expire now if ``expires_at`` has passed."""
         async with self._lock:
             s = self._state
-            if sm.is_closed(s) or s.expires_at is None or workflow.now() < s.expires_at:
+            if not sm.can_expire(s, workflow.now()):
                 workflow.logger.warning("ignored expire signal: entry is %s, expires at %s",
                                         s.status, s.expires_at)
                 return
@@ -329,14 +328,11 @@ class DLQEntryWorkflow:
     async def _on_timer(self) -> None:
         async with self._lock:
             s = self._state
-            if sm.is_closed(s):
-                return
             now = workflow.now()
-            if s.expires_at and now >= s.expires_at:
+            if sm.can_expire(s, now):
                 sm.expire(s, now)
                 self._publish()
-            elif (s.next_auto_attempt_at and now >= s.next_auto_attempt_at
-                  and s.status == DLQStatus.PENDING and s.retry_count < s.max_retries):
+            elif sm.auto_replay_due(s, now):
                 await self._attempt(trigger="auto")
 
     # --- projection --------------------------------------------------------------

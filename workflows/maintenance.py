@@ -8,7 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from dlq._types import MaintenanceInput, MaintenanceResult
+    from dlq._messages import MaintenanceInput, MaintenanceResult
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts=5)
 

@@ -1,0 +1,373 @@
+"""Storing failures: validation, sync stores, the outbox fallback, claim checks, dedup.
+
+These functions are :class:`~dlq.AsyncDLQService` methods (the façade binds
+them); ``service`` is the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from dlq._entry import build_entry
+from dlq._errors import _Unreachable
+from dlq._fields import StoreArgs, takes_store_args
+from dlq._messages import CaptureInput, CaptureResult, EntryInput
+from dlq._relay import Relay
+from dlq._results import DLQEntryResult
+from dlq._sql.writes import PAYLOAD_FIELDS
+from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, entry_workflow_id
+
+if TYPE_CHECKING:
+    from dlq._service import AsyncDLQService
+
+__all__ = ["admit", "create_test_entry", "deliver", "drain_outbox", "get_capture_stats",
+           "start_relay", "store_entry", "store_failure"]
+
+log = logging.getLogger("dlq")
+# Temporal admits only a few in-flight updates per workflow (10 on the dev
+# server); a process queues its occurrences of one hot dedup key beyond this.
+DEDUP_IN_FLIGHT = 8
+
+
+async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryResult:
+    """Store a failed operation in the DLQ.
+
+    With ``mode="sync"`` (the default) it returns once the entry's workflow
+    exists and its SQL row is readable, with the real ``dlq_id``. If that
+    does not happen within ``config.store_timeout`` seconds it returns
+    ``success=False`` with an ``error`` saying why; it never hangs and
+    never raises for an unreachable Temporal.
+
+    Args:
+        domain: Business domain (letters, digits, ``._-``; at most 100).
+        failure_type: Specific failure type, e.g. ``PG_TIMEOUT`` (same rules).
+        entity_type: Type of the related entity, e.g. ``order``.
+        entity_id: Id of the related entity.
+        user_id: Related user id.
+        error_code: Error code from the external system.
+        error_message: Human-readable error message.
+        snapshot_data: State snapshot for recovery (JSON-serialisable).
+        request_data: Original request payload (JSON-serialisable).
+        response_data: External system response (JSON-serialisable).
+        metadata: Additional debug context (JSON-serialisable).
+        next_action_hint: Guidance for operators.
+        recommended_action: ``replay`` enables automatic replay;
+            anything else (``manual_check``...) waits for an operator.
+        request: An HTTP request object; its method, path and request id
+            are kept in ``metadata["request"]``.
+        mode: ``"sync"``: wait for the workflow and the SQL row.
+            ``"async"``: append to the local outbox and return at once
+            with the id the entry will have; a relay delivers it.
+            None: ``"async"`` if ``DLQ_OUTBOX_ENABLED``, else ``"sync"``;
+            always ``"sync"`` with a ``request``.
+        dedup_key: Groups repeats: while an entry with the same (domain,
+            failure_type, dedup_key) is open, a store adds an occurrence
+            to it (``occurrences``, ``last_seen_at``) and returns its id
+            instead of creating a second entry. Async stores with a dedup
+            key return ``dlq_id=None``: which entry they join is known
+            only on delivery.
+
+    Returns:
+        DLQEntryResult with the outcome. When a sync store fails, the
+        entry is kept in the outbox: ``dlq_id`` is set, ``fallback_path``
+        names the outbox file and the relay delivers it later.
+
+    Raises:
+        ValueError: Naming the invalid field (nothing is written), or
+            ``mode="async"`` together with a ``request``.
+    """
+    ready = admit(service, args)
+    if isinstance(ready, DLQEntryResult):
+        return ready
+    return await store_entry(service, ready)
+
+
+store_failure = takes_store_args(_store_failure)
+
+
+def admit(service: AsyncDLQService, args: StoreArgs, *,
+          run_relay: bool = True) -> DLQEntryResult | EntryInput:
+    """The part of a store that needs no event loop (any thread).
+
+    Validates and builds the entry; answers at once when the DLQ is
+    disabled or the store is async (appended to the outbox). Otherwise
+    returns the entry, for a sync store.
+
+    Args:
+        service: The service.
+        args: The store's bound arguments.
+        run_relay: Start the relay on the running loop after an append;
+            False when the caller makes sure it runs (the blocking API
+            starts it on its own loop thread, not the caller's).
+    """
+    fields, request, mode = args
+    if mode not in (None, "sync", "async"):
+        raise ValueError(f"mode must be 'sync', 'async' or None, got {mode!r}")
+    if mode == "async" and request is not None:
+        raise ValueError("mode='async' cannot take a request object (it may not be shared "
+                         "across threads); use mode='sync' or drop request")
+    if not service.is_enabled:
+        return DLQEntryResult(success=False, error="DLQ disabled")
+    if mode is None:
+        mode = "async" if service.config.outbox_enabled and request is None else "sync"
+    entry = build_entry(fields, request, config=service.config)
+    if mode == "async":
+        return _enqueue(service, entry, run_relay=run_relay)
+    return entry
+
+
+async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryResult:
+    """Store an entry built by :func:`dlq.new_entry_input`, as a sync ``store_failure`` does.
+
+    Returns once the entry's workflow exists and its SQL row is readable; on
+    failure within ``config.store_timeout`` the entry is kept in the outbox
+    (``success=False`` with ``fallback_path``). Storing the same entry again
+    never makes a second one.
+    """
+    wid = entry_workflow_id(entry)
+    bound = service.config.store_timeout
+    address = service.config.temporal_address
+    try:
+        async with asyncio.timeout(bound):
+            client = await service.get_client()
+            captured = await _capture(service, client, await _claim_check(service, entry))
+        return DLQEntryResult(success=True, dlq_id=captured.dlq_id)
+    except WorkflowAlreadyStartedError:
+        # A retried store of an entry whose workflow already closed.
+        return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The SDK turns the timeout's cancellation into its own error.
+        if await _workflow_exists(service, wid):
+            return _enqueue(service, entry, error=(
+                f"entry workflow {wid} was started but its SQL row was not confirmed "
+                f"within {bound:g}s (is a DLQ worker running on task queue "
+                f"{service.config.task_queue!r}?)"))
+        return _enqueue(service, entry, error=(
+            f"Temporal at {address} did not accept the entry within {bound:g}s"))
+    except _Unreachable as err:
+        return _enqueue(service, entry, error=f"cannot reach Temporal at {address}: "
+                                              f"{err.__cause__}")
+    except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
+        log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
+        return _enqueue(service, entry, error=f"DLQ store failed: {type(err).__name__}: {err}")
+
+
+async def create_test_entry(
+    service: AsyncDLQService,
+    healing_domain: str | None = None,
+    failure_type: str | None = None,
+    user_id: int | None = None,
+    entity_type: str | None = "test",
+    entity_id: str | None = "",
+    error_message: str = "Test failure for load testing",
+    snapshot_data: dict[str, Any] | None = None,
+    request_data: dict[str, Any] | None = None,
+    response_data: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    created_by: str = "",
+) -> dict[str, Any]:
+    """Create a synthetic entry for debugging or load testing.
+
+    A thin wrapper over ``store_failure(mode="sync")``, so the result is a
+    real, retrievable entry on the production path.
+
+    Returns:
+        A JSON-safe dict with ``success``, ``dlq_id``, ``error``,
+        ``domain``, ``failure_type`` and ``created_by``.
+    """
+    domain = healing_domain or "test"
+    ftype = failure_type or "TEST_FAILURE"
+    result = await service.store_failure(
+        domain, ftype, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
+        error_code="TEST", error_message=error_message, snapshot_data=snapshot_data,
+        request_data=request_data, response_data=response_data,
+        metadata={**(metadata or {}), "test_entry": True, "created_by": created_by},
+        recommended_action="manual_check", mode="sync",
+    )
+    return {"success": result.success, "dlq_id": result.dlq_id, "error": result.error,
+            "domain": domain, "failure_type": ftype, "created_by": created_by}
+
+
+# --- the outbox and its relay ----------------------------------------------------------
+
+
+def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = None, *,
+             run_relay: bool = True) -> DLQEntryResult:
+    """Keep ``entry`` in the outbox; ``error`` set means this is a sync fallback."""
+    outbox = service.outbox
+    try:
+        outbox.append(entry)
+    except Exception as err:  # noqa: BLE001 - report, never raise to the caller
+        log.error("DLQ outbox append failed for %s: %r", entry.dlq_id, err)
+        lost = f"outbox append failed: {type(err).__name__}: {err}"
+        return DLQEntryResult(success=False, error=f"{error}; {lost}" if error else lost)
+    if run_relay:
+        start_relay(service)
+    elif service._relay is not None:
+        service._relay.notify()
+    if error is None:
+        return DLQEntryResult(success=True, dlq_id=None if entry.dedup_key else entry.dlq_id)
+    return DLQEntryResult(success=False, dlq_id=entry.dlq_id,
+                          error=f"{error}; kept in the outbox for the relay",
+                          fallback_path=str(outbox.path))
+
+
+def _get_relay(service: AsyncDLQService) -> Relay:
+    if service._relay is None:
+        service._relay = Relay(service.outbox, service.deliver, batch_size=100,
+                               ready=service.get_client)
+    return service._relay
+
+
+def start_relay(service: AsyncDLQService) -> Relay:
+    """Run the relay for this service's outbox on the running loop (idempotent)."""
+    relay = _get_relay(service)
+    task = service._relay_task
+    if task is None or task.done():
+        try:
+            service._relay_task = asyncio.get_running_loop().create_task(relay.run())
+        except RuntimeError:  # no running loop: a drain will happen later
+            pass
+    relay.notify()
+    return relay
+
+
+async def drain_outbox(service: AsyncDLQService, *, timeout: float | None = None) -> int:
+    """Deliver every outbox record now (for operators); returns how many."""
+    return await _get_relay(service).drain(timeout=timeout)
+
+
+async def get_capture_stats(service: AsyncDLQService) -> dict[str, Any]:
+    """Outbox depth, oldest record age and relay errors, so a stuck relay is visible."""
+    stats = await asyncio.to_thread(service.outbox.stats)
+    relay = service._relay
+    return {"outbox_path": str(service.outbox.path), "outbox_depth": stats.depth,
+            "oldest_outbox_age_seconds": stats.oldest_age_seconds,
+            "outbox_failing": stats.failing, "last_outbox_error": stats.last_error,
+            "relay_running": service.relay_running,
+            "relay_delivered": relay.delivered if relay else 0,
+            "relay_errors": relay.errors if relay else 0}
+
+
+async def deliver(service: AsyncDLQService, entry: EntryInput) -> None:
+    """Make sure the entry's workflow exists (idempotent; what the relay calls)."""
+    client = await service.get_client()
+    entry = await _claim_check(service, entry)
+    bound = service.config.store_timeout
+    if entry.dedup_key:
+        # An occurrence must reach the open entry: the capture update counts it.
+        await asyncio.wait_for(_capture(service, client, entry), timeout=bound)
+        return
+    try:
+        await asyncio.wait_for(client.start_workflow(ENTRY_WORKFLOW, entry,
+                                                     **_start_options(service, entry)),
+                               timeout=bound)
+    except WorkflowAlreadyStartedError:
+        pass  # it exists and already closed: delivered
+
+
+# --- Temporal -----------------------------------------------------------------------------
+
+
+async def _capture(service: AsyncDLQService, client: Client, entry: EntryInput) -> CaptureResult:
+    if not entry.dedup_key:
+        return await _capture_once(service, client, entry)
+    # Beyond DEDUP_IN_FLIGHT updates on one workflow Temporal answers
+    # RESOURCE_EXHAUSTED and the SDK backs off for seconds: queue this process's
+    # occurrences of one hot key here instead.
+    wid = entry_workflow_id(entry)
+    gate = service._dedup_gates.get(wid)
+    if gate is None:
+        gate = service._dedup_gates[wid] = [asyncio.Semaphore(DEDUP_IN_FLIGHT), 0]
+    gate[1] += 1
+    try:
+        async with gate[0]:
+            return await _capture_once(service, client, entry)
+    finally:
+        gate[1] -= 1
+        if gate[1] == 0:
+            service._dedup_gates.pop(wid, None)
+
+
+async def _capture_once(service: AsyncDLQService, client: Client,
+                        entry: EntryInput) -> CaptureResult:
+    delay = 0.02
+    while True:
+        try:
+            return await client.execute_update_with_start_workflow(
+                "capture", CaptureInput(dlq_id=entry.dlq_id),
+                start_workflow_operation=WithStartWorkflowOperation(
+                    ENTRY_WORKFLOW, entry, **_start_options(service, entry)),
+                id=f"capture-{entry.dlq_id}", result_type=CaptureResult,
+            )
+        except WorkflowUpdateFailedError as err:
+            # A hot dedup entry about to continue as new turns occurrences
+            # away for a moment; the new run takes them (callers bound us).
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == "ContinuingAsNew"):
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+async def _claim_check(service: AsyncDLQService, entry: EntryInput) -> EntryInput:
+    """Move data too large for Temporal into SQL; the workflow gets a reference."""
+    if entry.payload_ref or entry.data_bytes <= service.config.payload_inline_bytes:
+        return entry
+    data = {f: getattr(entry, f) for f in PAYLOAD_FIELDS}
+    await asyncio.to_thread(service.repository.save_payload, entry.dlq_id, data)
+    return entry.model_copy(update={**{f: {} for f in PAYLOAD_FIELDS},
+                                    "payload_ref": entry.dlq_id})
+
+
+def _start_options(service: AsyncDLQService, entry: EntryInput) -> dict[str, Any]:
+    status, domain, failure_type, retries = SEARCH_ATTRIBUTES
+    entity = f" {entry.entity_type}:{entry.entity_id}" if entry.entity_type else ""
+    return dict(
+        id=entry_workflow_id(entry),
+        task_queue=service.config.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A closed entry is never re-created by a late or repeated start;
+        # a dedup key, though, opens a new entry once the last one closed.
+        id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if entry.dedup_key
+                         else WorkflowIDReusePolicy.REJECT_DUPLICATE),
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(status, "pending"), SearchAttributePair(domain, entry.domain),
+            SearchAttributePair(failure_type, entry.failure_type),
+            SearchAttributePair(retries, 0),
+        ]),
+        static_summary=f"{entry.domain}/{entry.failure_type}{entity}",
+        static_details=(f"**{entry.error_code or 'error'}**: {entry.error_message[:500]}\n\n"
+                        f"recommended action: {entry.recommended_action or '-'}"),
+    )
+
+
+async def _workflow_exists(service: AsyncDLQService, wid: str) -> bool:
+    client = service._client
+    if client is None:
+        return False
+    try:
+        # wait_for, not only rpc_timeout: the SDK retries a refused
+        # connection for seconds, and this runs after the store's bound.
+        await asyncio.wait_for(client.get_workflow_handle(wid).describe(
+            rpc_timeout=timedelta(seconds=1)), timeout=1.0)
+        return True
+    except Exception:  # noqa: BLE001 - unknown means "not confirmed"
+        return False

@@ -1,0 +1,292 @@
+"""Messages between the client, the workflows and their activities.
+
+One pydantic model in and one out for every workflow, update, signal and
+activity; they cross Temporal through the pydantic data converter. Nothing
+here does I/O, so workflow code may use it (passed through the sandbox).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from dlq._fields import FailureFields
+from dlq._models import AuditEvent, DLQStatus, EntryState, FailedOperationData
+
+__all__ = [
+    "BulkFreezeInput",
+    "BulkFreezeResult",
+    "BulkPageInput",
+    "BulkPageResult",
+    "BulkReplayInput",
+    "BulkReplayProgress",
+    "CaptureInput",
+    "CaptureResult",
+    "EntryInput",
+    "EntryResult",
+    "ForceRedriveInput",
+    "MaintenanceInput",
+    "MaintenanceResult",
+    "PersistInput",
+    "PersistResult",
+    "ReplayHandlerInput",
+    "ReplayHandlerResult",
+    "ReplayResult",
+    "ResolveInput",
+    "ResolveResult",
+    "RetryInput",
+]
+
+
+# --- the entry workflow --------------------------------------------------------
+
+
+class EntryInput(FailureFields):
+    """Input of ``DLQEntryWorkflow``: the failure plus how the entry behaves.
+
+    Services that run Temporal themselves build it with :func:`dlq.new_entry_input`.
+    ``state`` is set only when the workflow continues as new.
+    """
+
+    dlq_id: str
+    payload_ref: str | None = None
+    data_bytes: int = 0
+    created_at: datetime | None = None
+    max_retries: int = 2
+    retry_delay: float = 60
+    expiry_hours: float = 72
+    auto_replay: bool = True
+    replay_timeout: float = 30
+    state: EntryState | None = None
+
+
+class EntryResult(BaseModel):
+    """Result of ``DLQEntryWorkflow`` once the entry is closed."""
+
+    dlq_id: str
+    status: DLQStatus
+    retry_count: int
+    version: int
+
+
+
+# --- updates and signals -------------------------------------------------------
+
+
+class CaptureInput(BaseModel):
+    """Input of the ``capture`` update sent with the start (read-your-writes).
+
+    ``dlq_id`` is the id the caller assigned. When it differs from the entry's
+    (a dedup key matched an open entry), the capture is one more occurrence.
+    """
+
+    dlq_id: str
+
+
+class CaptureResult(BaseModel):
+    """Result of ``capture``: the entry exists and its SQL row is readable."""
+
+    dlq_id: str
+    status: DLQStatus
+    version: int
+    occurrences: int = 1
+
+
+class RetryInput(BaseModel):
+    """Input of the ``retry`` update and signal.
+
+    ``dlq_id`` (set by the service) makes sure the command reaches that entry
+    and not a later one sharing its dedup workflow id.
+    """
+
+    dlq_id: str | None = None
+    actor: str | None = None
+    reason: str = ""
+    trigger: Literal["manual", "bulk"] = "manual"
+
+
+class ForceRedriveInput(BaseModel):
+    """Input of the ``force_redrive`` update and signal."""
+
+    dlq_id: str | None = None
+    actor_id: str | None = None
+    reason: str = ""
+    ticket_url: str | None = None
+
+
+class ResolveInput(BaseModel):
+    """Input of the ``resolve`` update and signal."""
+
+    dlq_id: str | None = None
+    notes: str = ""
+    resolution_type: str = "manual"
+    status: str = DLQStatus.RESOLVED.value
+    actor: str | None = None
+
+
+class ReplayResult(BaseModel):
+    """Result of ``retry`` and ``force_redrive`` (the reference's dict shape)."""
+
+    success: bool
+    id: str
+    retry_count: int
+    previous_retry_count: int
+    status: DLQStatus
+    message: str
+    error: str | None = None
+
+
+class ResolveResult(BaseModel):
+    """Result of ``resolve`` (the reference's dict shape)."""
+
+    success: bool
+    id: str
+    previous_status: DLQStatus
+    current_status: DLQStatus
+    resolved_at: datetime
+    notes: str
+
+
+# --- activities ----------------------------------------------------------------
+
+
+class ReplayHandlerInput(BaseModel):
+    """Input of the ``run_replay_handler`` activity.
+
+    ``payload_ref`` set means the data fields were too large for Temporal and
+    wait in SQL (a claim check); the activity loads them for the handler.
+    """
+
+    entry: FailedOperationData
+    timeout: float = 30
+    payload_ref: str | None = None
+
+
+class ReplayHandlerResult(BaseModel):
+    """Result of ``run_replay_handler``; handler errors are data, not failures."""
+
+    outcome: str  # success | failure | timeout | no_handler
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+class PersistInput(BaseModel):
+    """Input of ``persist_entry``: the row at ``state.version`` plus new audit events.
+
+    ``include_data`` is False once the row exists, so the (possibly large)
+    immutable fields travel through history only once.
+    """
+
+    state: EntryState
+    events: list[AuditEvent] = Field(default_factory=list)
+    include_data: bool = True
+
+
+class PersistResult(BaseModel):
+    """Result of ``persist_entry``."""
+
+    applied: bool
+    version: int
+
+
+# --- maintenance -----------------------------------------------------------------
+
+
+class MaintenanceInput(BaseModel):
+    """Input of ``DLQMaintenanceWorkflow`` (and its activity)."""
+
+    retention_days: int = 30
+    purge_after_days: int = 90
+    dry_run: bool = False
+
+
+class MaintenanceResult(BaseModel):
+    """What a maintenance run changed (or, with ``dry_run``, would change)."""
+
+    dry_run: bool
+    expired: int
+    archived: int
+    purged: int
+
+
+# --- bulk redrive -------------------------------------------------------------
+
+
+class BulkReplayInput(BaseModel):
+    """Input of ``BulkReplayWorkflow``.
+
+    ``frozen`` is set once the filter was resolved to a fixed set of ids
+    (kept in SQL), so a continued-as-new run never re-resolves it.
+    """
+
+    bulk_id: str
+    filters: dict[str, Any] = Field(default_factory=dict)
+    actor_id: str
+    reason: str
+    rate_per_second: float | None = None
+    throttle: bool = True
+    canary: int = 0
+    canary_min_success: float = 0.9
+    page_size: int = 50
+    frozen: bool = False
+    progress: BulkReplayProgress | None = None
+
+
+class BulkReplayProgress(BaseModel):
+    """Progress of a bulk redrive (the ``get_progress`` query and the result)."""
+
+    bulk_id: str
+    status: str = "resolving"  # resolving | running | paused | completed | stopped | cancelled
+    total: int = 0
+    done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    remaining: int = 0
+    current_rate: float = 0.0
+    early_stop_reason: str | None = None
+    cursor: str = ""
+    started_at: datetime | None = None
+    active_seconds: float = 0.0
+
+
+class BulkFreezeInput(BaseModel):
+    """Input of ``freeze_bulk_set``: resolve the filter to a fixed id set."""
+
+    bulk_id: str
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+
+class BulkFreezeResult(BaseModel):
+    """Result of ``freeze_bulk_set``."""
+
+    total: int
+
+
+class BulkPageInput(BaseModel):
+    """Input of ``replay_bulk_page``: the next page of the frozen set after ``after``."""
+
+    bulk_id: str
+    after: str
+    limit: int
+    actor_id: str
+    reason: str
+    rate_per_second: float | None = None
+    throttle: bool = True
+
+
+class BulkPageResult(BaseModel):
+    """Result of ``replay_bulk_page``."""
+
+    last: str
+    processed: int
+    succeeded: int
+    failed: int
+    skipped: int
+    early_stop_reason: str | None = None
+    errors: list[str] = Field(default_factory=list)
+
+
+BulkReplayInput.model_rebuild()

@@ -1,0 +1,231 @@
+"""Replaying many entries: the reference's batch replays and the durable bulk redrive.
+
+These functions are :class:`~dlq.AsyncDLQService` methods (the façade binds
+them); ``service`` is the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+from dlq._checks import check_int, check_limit, now
+from dlq._entry import request_context
+from dlq._errors import DLQError, DLQStateConflictError
+from dlq._filters import parse_filters
+from dlq._messages import BulkReplayInput, BulkReplayProgress
+from dlq._results import DLQBatchReplayStats, DLQThrottleBatchReplayResult, DLQThrottleReplayResult
+from dlq._temporal import BULK_WORKFLOW
+from dlq._throttle import AdaptiveThrottle
+
+if TYPE_CHECKING:
+    from dlq._service import AsyncDLQService
+
+__all__ = ["bulk_replay", "get_bulk_replay", "replay", "replay_all_throttle_aware",
+           "replay_throttle_aware", "signal_bulk_replay", "wait_bulk_replay"]
+
+
+async def replay(service: AsyncDLQService, domain: str | None = None, batch_size: int = 50,
+                 request: Any = None) -> DLQBatchReplayStats:
+    """Replay up to ``batch_size`` replayable entries (oldest first), one by one.
+
+    Args:
+        service: The service.
+        domain: Only this domain.
+        batch_size: How many entries at most.
+        request: An HTTP request; its method and path are recorded as the actor.
+
+    Returns:
+        DLQBatchReplayStats: ``processed``, ``success``, ``failed``,
+        ``skipped`` (changed state meanwhile) and ``errors``.
+    """
+    context = request_context(request)
+    actor = f"{context.get('method', '')} {context.get('path', '')}".strip() or None
+    stats = DLQBatchReplayStats()
+    for entry in await service.get_replayable_entries(domain, limit=check_limit(batch_size)):
+        stats.processed += 1
+        try:
+            out = await service.retry_entry_as(entry.id, actor=actor, reason="batch replay")
+        except DLQStateConflictError:
+            stats.skipped += 1
+            continue
+        except DLQError as err:
+            stats.failed += 1
+            stats.errors.append(f"{entry.id}: {err}")
+            continue
+        if out["success"]:
+            stats.success += 1
+        else:
+            stats.failed += 1
+            stats.errors.append(f"{entry.id}: {out['message']}")
+    return stats
+
+
+async def replay_throttle_aware(service: AsyncDLQService, entry_id: str,
+                                throttle: AdaptiveThrottle) -> DLQThrottleReplayResult:
+    """Replay one entry if it is alive, has budget and the throttle grants a permit.
+
+    Checked in this order: ``expires_at``, the retry budget, a throttle
+    permit, then the replay itself. A refused permit returns
+    ``retry_after`` and stores nothing new.
+    """
+    entry = await service.get_entry_by_id(entry_id)
+    if entry is None:
+        return DLQThrottleReplayResult(success=False, entry_id=entry_id,
+                                       error=f"DLQ entry {entry_id} not found")
+    if entry.expires_at and entry.expires_at <= now():
+        return DLQThrottleReplayResult(success=False, entry_id=entry_id,
+                                       error=f"entry expired at {entry.expires_at}")
+    if not entry.can_retry:
+        return DLQThrottleReplayResult(
+            success=False, entry_id=entry_id,
+            error=f"entry is {entry.status} with {entry.retry_count}/{entry.max_retries} "
+                  "attempts used; not retryable")
+    permit = throttle.acquire()
+    if not hasattr(permit, "release"):
+        return DLQThrottleReplayResult(success=False, entry_id=entry_id,
+                                       error=f"throttled: {permit.reason}",
+                                       retry_after=permit.retry_after)
+    started = time.monotonic()
+    try:
+        out = await service.retry_entry(entry_id)
+    except DLQError as err:
+        permit.release(success=isinstance(err, DLQStateConflictError),
+                       latency=time.monotonic() - started, error=str(err))
+        return DLQThrottleReplayResult(success=False, entry_id=entry_id, error=str(err))
+    permit.release(success=out["success"], latency=time.monotonic() - started,
+                   error=None if out["success"] else out["message"])
+    return DLQThrottleReplayResult(success=out["success"], entry_id=entry_id,
+                                   error=None if out["success"] else out["message"])
+
+
+async def replay_all_throttle_aware(service: AsyncDLQService, throttle: AdaptiveThrottle,
+                                    domain: str | None = None, batch_size: int = 10,
+                                    max_entries: int = 100) -> DLQThrottleBatchReplayResult:
+    """Replay replayable entries in batches, checking throttle health before each batch.
+
+    Stops early on ``emergency`` with ``early_stop_reason``. Entries the
+    throttle refuses are counted as ``skipped``.
+    """
+    result = DLQThrottleBatchReplayResult()
+    entries = await service.get_replayable_entries(domain, limit=check_limit(max_entries))
+    size = check_limit(batch_size)
+    for start in range(0, len(entries), size):
+        if throttle.health == "emergency":
+            result.early_stop_reason = f"throttle in emergency after {result.total} entries"
+            break
+        outcomes = await asyncio.gather(*(replay_throttle_aware(service, e.id, throttle)
+                                          for e in entries[start:start + size]))
+        for out in outcomes:
+            result.total += 1
+            if out.success:
+                result.succeeded += 1
+            elif out.retry_after is not None:
+                result.skipped += 1
+            else:
+                result.failed += 1
+    return result
+
+
+async def bulk_replay(service: AsyncDLQService, filters: dict[str, Any] | None = None, *,
+                      rate_per_second: float | None = None, throttle: bool = True,
+                      dry_run: bool = False, canary: int = 0, canary_min_success: float = 0.9,
+                      actor_id: str | None = None, reason: str = "",
+                      page_size: int = 50) -> dict[str, Any]:
+    """Redrive every entry matching ``filters`` as a durable ``BulkReplayWorkflow``.
+
+    The filter is resolved to a frozen set of ids when the redrive starts
+    (later entries are not swept in). Without a ``status`` filter it takes
+    the replayable entries (``pending`` with budget left).
+
+    Args:
+        service: The service.
+        filters: As for :meth:`list_entries`.
+        rate_per_second: Ceiling on replays per second (None: no ceiling).
+        throttle: Adapt concurrency to the downstream's health (AIMD) and
+            stop early on emergency.
+        dry_run: Only report ``count``, a breakdown by domain and failure
+            type, and a ``sample``; nothing changes.
+        canary: Replay this many first; continue only if at least
+            ``canary_min_success`` of them succeed.
+        canary_min_success: Success ratio the canary needs, 0..1.
+        actor_id: Who runs the redrive (recorded on every entry touched).
+        reason: Why (recorded on every entry touched).
+        page_size: Entries per page (pause and cancel act between pages).
+
+    Returns:
+        The dry-run report, or ``{"workflow_id", "bulk_id", "total"}`` of
+        the started redrive (follow it with :meth:`get_bulk_replay`).
+
+    Raises:
+        ValueError: Bad arguments, checked before anything starts.
+    """
+    parsed = parse_filters(filters)
+    if rate_per_second is not None and (isinstance(rate_per_second, bool)
+                                        or rate_per_second <= 0):
+        raise ValueError(f"rate_per_second must be > 0 or None, got {rate_per_second!r}")
+    if check_int("canary", canary) < 0:
+        raise ValueError(f"canary must be >= 0, got {canary}")
+    if not 0 <= canary_min_success <= 1:
+        raise ValueError(f"canary_min_success must be within 0..1, got {canary_min_success}")
+    if not 1 <= check_int("page_size", page_size) <= 1000:
+        raise ValueError(f"page_size must be within 1..1000, got {page_size}")
+    if not dry_run and not (actor_id or "").strip():
+        raise ValueError("bulk_replay requires actor_id")
+    if not dry_run and not (reason or "").strip():
+        raise ValueError("bulk_replay requires a non-empty reason")
+    repository = service.repository
+    preview = await asyncio.to_thread(repository.bulk_breakdown, parsed)
+    if dry_run:
+        return {"dry_run": True, **preview}
+    if canary > preview["count"]:
+        raise ValueError(f"canary ({canary}) is larger than the set ({preview['count']})")
+    bulk_id = uuid.uuid4().hex
+    client = await service.get_client()
+    # Freeze the set now, not in the workflow's first activity: an entry
+    # stored after this call returns must never be swept in. (The workflow
+    # keeps its freeze step for runs started without a frozen set.)
+    total = await asyncio.to_thread(repository.freeze_bulk_set, bulk_id, parsed)
+    try:
+        handle = await client.start_workflow(
+            BULK_WORKFLOW,
+            BulkReplayInput(bulk_id=bulk_id, filters=filters or {}, actor_id=actor_id or "",
+                            reason=reason, rate_per_second=rate_per_second, throttle=throttle,
+                            canary=canary, canary_min_success=canary_min_success,
+                            page_size=page_size,
+                            # Already frozen: the workflow skips its own freeze step.
+                            frozen=True, progress=BulkReplayProgress(
+                                bulk_id=bulk_id, total=total, remaining=total)),
+            id=f"dlq-bulk-{bulk_id}", task_queue=service.config.task_queue,
+            static_summary=f"bulk redrive by {actor_id}: {reason[:100]}",
+        )
+    except BaseException:
+        # Nothing half-started stays behind.
+        await asyncio.to_thread(repository.drop_bulk_set, bulk_id)
+        raise
+    return {"workflow_id": handle.id, "bulk_id": bulk_id, "total": total}
+
+
+async def get_bulk_replay(service: AsyncDLQService, workflow_id: str) -> BulkReplayProgress:
+    """Progress of a bulk redrive (works while it runs and after it ended)."""
+    client = await service.get_client()
+    return await client.get_workflow_handle(workflow_id).query(
+        "get_progress", result_type=BulkReplayProgress)
+
+
+async def wait_bulk_replay(service: AsyncDLQService, workflow_id: str) -> BulkReplayProgress:
+    """Wait for a bulk redrive to end and return its final progress."""
+    client = await service.get_client()
+    return await client.get_workflow_handle(workflow_id,
+                                            result_type=BulkReplayProgress).result()
+
+
+async def signal_bulk_replay(service: AsyncDLQService, workflow_id: str,
+                             command: Literal["pause", "resume", "cancel"]) -> None:
+    """Pause, resume or cancel a bulk redrive (acts between pages)."""
+    if command not in ("pause", "resume", "cancel"):
+        raise ValueError(f"command must be pause, resume or cancel, got {command!r}")
+    client = await service.get_client()
+    await client.get_workflow_handle(workflow_id).signal(command)
