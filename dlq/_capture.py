@@ -46,7 +46,8 @@ log = logging.getLogger("dlq")
 DEDUP_IN_FLIGHT = 8
 
 
-async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryResult:
+# The docstring documents the public signature that takes_store_args gives this.
+async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryResult:  # noqa: D417
     """Store a failed operation in the DLQ.
 
     With ``mode="sync"`` (the default) it returns once the entry's workflow

@@ -150,8 +150,10 @@ async def get_sla_breached_entries(service: AsyncDLQService,
 
 
 async def get_stats(service: AsyncDLQService) -> dict[str, Any]:
-    """Counts by status and domain, oldest open entry age, replay success rate and
-    entries stored in the last hour and day."""
+    """Counts by status and domain, oldest open entry, replay success rate, recent stores.
+
+    Recent stores are the entries stored in the last hour and the last day.
+    """
     return await asyncio.to_thread(read_stats, service.repository)
 
 

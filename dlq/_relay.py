@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from dlq._messages import EntryInput
 from dlq._outbox import Outbox
@@ -86,7 +87,7 @@ class Relay:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(record) -> int | None:  # noqa: ANN001
+        async def one(record: Any) -> int | None:
             async with gate:
                 try:
                     await self.deliver(record.entry)
@@ -127,7 +128,7 @@ class Relay:
         while True:
             try:
                 delivered = await self.drain_once()
-            except Exception:  # noqa: BLE001 - e.g. the outbox file briefly locked
+            except Exception:  # e.g. the outbox file briefly locked; logged, then retried
                 log.exception("relay round failed")
                 delivered = 0
             if self._failed_rounds:

@@ -1,0 +1,1 @@
+"""Workflows: deterministic code only (entry, bulk redrive, maintenance)."""

@@ -151,6 +151,7 @@ class DLQEntryWorkflow:
 
     @capture.validator
     def validate_capture(self, input: CaptureInput) -> None:
+        """Turn occurrences away while the entry continues as new (the client retries)."""
         if self._draining and input.dlq_id != self._state.id:
             # Rejected before anything is recorded; the client retries on the new run.
             raise ApplicationError("entry is continuing as new; retry the capture",
@@ -165,6 +166,7 @@ class DLQEntryWorkflow:
 
     @retry.validator
     def validate_retry(self, input: RetryInput) -> None:
+        """Refuse a retry the entry's state does not allow, before history records it."""
         self._check("retry", input)
 
     @workflow.update(name="force_redrive")
@@ -174,6 +176,7 @@ class DLQEntryWorkflow:
 
     @force_redrive.validator
     def validate_force_redrive(self, input: ForceRedriveInput) -> None:
+        """Refuse a force-redrive the entry's state does not allow, before history records it."""
         self._check("force_redrive", input)
 
     @workflow.update(name="resolve")
@@ -183,6 +186,7 @@ class DLQEntryWorkflow:
 
     @resolve.validator
     def validate_resolve(self, input: ResolveInput) -> None:
+        """Refuse a resolve the entry's state does not allow, before history records it."""
         self._check("resolve", input)
 
     # --- commands: signals (same names, lenient input) -------------------------
