@@ -29,10 +29,12 @@ T = TypeVar("T")
 REPLAY_RESULT_KEYS = {"success", "id", "retry_count", "previous_retry_count", "status", "message"}
 
 
-async def retry_entry(service: AsyncDLQService, pk: str) -> dict[str, Any]:
+async def retry_entry(service: AsyncDLQService, pk: str, *,
+                      actor: str | None = None) -> dict[str, Any]:
     """Retry one entry through its replay handler, within its budget.
 
     ``success`` means the replay handler succeeded, not that a counter moved.
+    ``actor`` (who asked) is recorded in the audit trail.
 
     Returns:
         Dict with ``success``, ``id``, ``retry_count`` (after the attempt),
@@ -44,8 +46,7 @@ async def retry_entry(service: AsyncDLQService, pk: str) -> dict[str, Any]:
         DLQReplayError: No handler is registered (no budget consumed), or
             the replay failed unexpectedly (500).
     """
-    result = await _update(service, pk, "retry", RetryInput(dlq_id=pk), ReplayResult)
-    return result.model_dump(mode="json", include=REPLAY_RESULT_KEYS)
+    return await retry_entry_as(service, pk, actor=actor)
 
 
 async def retry_entry_as(service: AsyncDLQService, pk: str, *, actor: str | None,
@@ -95,7 +96,7 @@ async def force_redrive_entry(service: AsyncDLQService, pk: str, *,
         raise ValueError("force_redrive_entry requires a non-empty reason")
     result = await _update(
         service, pk, "force_redrive",
-        ForceRedriveInput(dlq_id=pk, actor_id=actor_id, reason=reason, ticket_url=ticket_url),
+        ForceRedriveInput(dlq_id=pk, actor=actor_id, reason=reason, ticket_url=ticket_url),
         ReplayResult,
     )
     return result.model_dump(mode="json", include=REPLAY_RESULT_KEYS)
@@ -103,8 +104,11 @@ async def force_redrive_entry(service: AsyncDLQService, pk: str, *,
 
 async def resolve_entry(service: AsyncDLQService, pk: str, notes: str = "",
                         resolution_type: str = "manual",
-                        status: str = "resolved") -> dict[str, Any]:
+                        status: str = "resolved", *, actor: str | None = None
+                        ) -> dict[str, Any]:
     """Resolve an entry (``status`` is ``resolved`` or ``discarded``).
+
+    ``actor`` (who resolved it) is recorded in the audit trail.
 
     Returns:
         Dict with ``success``, ``id``, ``previous_status``,
@@ -119,7 +123,7 @@ async def resolve_entry(service: AsyncDLQService, pk: str, notes: str = "",
     result = await _update(
         service, pk, "resolve",
         ResolveInput(dlq_id=pk, notes=notes or "", resolution_type=resolution_type,
-                     status=status),
+                     status=status, actor=actor),
         ResolveResult,
     )
     return result.model_dump(mode="json")
@@ -127,9 +131,11 @@ async def resolve_entry(service: AsyncDLQService, pk: str, notes: str = "",
 
 async def resolve_entries_batch(service: AsyncDLQService, pks: list[str],
                                 resolution_type: str = "manual", status: str = "resolved",
-                                notes: str = "", chunk_size: int | None = None
-                                ) -> dict[str, Any]:
+                                notes: str = "", chunk_size: int | None = None, *,
+                                actor: str | None = None) -> dict[str, Any]:
     """Resolve many entries in chunks; one bad id does not stop the rest.
+
+    ``actor`` is recorded in each entry's audit trail.
 
     Returns:
         Dict with ``total``, ``resolved``, ``failed``, ``chunks`` and
@@ -146,7 +152,7 @@ async def resolve_entries_batch(service: AsyncDLQService, pks: list[str],
 
     async def one(pk: str) -> dict[str, Any]:
         try:
-            res = await resolve_entry(service, pk, notes, resolution_type, status)
+            res = await resolve_entry(service, pk, notes, resolution_type, status, actor=actor)
             return {"id": pk, "success": True, "current_status": res["current_status"]}
         except DLQError as err:
             return {"id": pk, "success": False, "error": str(err),

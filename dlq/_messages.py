@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from dlq._fields import FailureFields
 from dlq._models import AuditEvent, DLQStatus, EntryState, FailedOperationData
@@ -108,10 +108,16 @@ class RetryInput(BaseModel):
 
 
 class ForceRedriveInput(BaseModel):
-    """Input of the ``force_redrive`` update and signal."""
+    """Input of the ``force_redrive`` update and signal.
+
+    ``actor`` is the key every command uses; ``actor_id`` (the reference's
+    name) is accepted too.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
 
     dlq_id: str | None = None
-    actor_id: str | None = None
+    actor: str | None = Field(default=None, validation_alias=AliasChoices("actor", "actor_id"))
     reason: str = ""
     ticket_url: str | None = None
 

@@ -226,7 +226,7 @@ class DLQEntryWorkflow:
             if name == "retry":
                 sm.check_retry(self._state)
             elif name == "force_redrive":
-                sm.check_force_redrive(self._state, actor_id=cmd.actor_id, reason=cmd.reason)
+                sm.check_force_redrive(self._state, actor_id=cmd.actor, reason=cmd.reason)
             else:
                 sm.check_resolve(self._state, status=cmd.status)
         except sm.TransitionRejected as err:
@@ -254,7 +254,7 @@ class DLQEntryWorkflow:
                 force = name == "force_redrive"
                 result = await self._attempt(
                     trigger="force" if force else cmd.trigger, force=force,
-                    actor=cmd.actor_id if force else cmd.actor, reason=cmd.reason,
+                    actor=cmd.actor, reason=cmd.reason,
                     ticket_url=cmd.ticket_url if force else None,
                 )
         await self._flushed()
