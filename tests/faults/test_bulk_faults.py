@@ -33,11 +33,11 @@ from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parent.parent
-DOMAIN = "t-bulk-kill"  # registered by tests/bulk_fault_handlers.py, in the subprocess only
-HANDLERS = "tests.bulk_fault_handlers"
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "t-bulk-kill"  # registered by tests/support/bulk_fault_handlers.py, in the subprocess only
+HANDLERS = "tests.support.bulk_fault_handlers"
 READY_LINE = "DLQ worker on"
 TOTAL = 120
 RATE = 15.0  # replays per second: the run spans several seconds
@@ -59,7 +59,7 @@ _SETPRIV = shutil.which("setpriv")
 
 
 class WorkerProcess:
-    """``python worker.py --handlers tests.bulk_fault_handlers``, restartable and killable."""
+    """``python worker.py --handlers`` ``HANDLERS``, restartable and killable."""
 
     def __init__(self, folder: Path, env: dict[str, str]) -> None:
         self.folder, self.env = folder, env

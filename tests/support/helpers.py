@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
-from dlq import AsyncDLQService
+from dlq import AsyncDLQService, DLQConfig
 
 T = TypeVar("T")
+# The session's dev server suggests continue-as-new after this many history
+# events (instead of thousands), so the suite exercises it (dedup storms).
+CAN_EVENTS = 400
+
+
+def with_config(config: DLQConfig, **changes: object) -> DLQConfig:
+    """A copy of ``config`` with some fields changed."""
+    return replace(config, **changes)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool],

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from dlq import DLQConfig, DLQService, SQLModelRepository
 from dlq._db import DLQEntry
 from dlq._repository import get_entry_row, list_audit_events
-from tests.seed import seed_entry
+from tests.support.seed import seed_entry
 
 STATUSES = ["pending", "replaying", "requires_review", "resolved", "discarded", "expired",
             "archived"]

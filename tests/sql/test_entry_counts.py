@@ -20,8 +20,8 @@ from dlq import _state as sm
 from dlq._db import DLQEntry, create_db_engine, migrate
 from dlq._filters import parse_filters
 from dlq._types import DLQStatus, EntryInput
-from tests.conftest import fresh_pg_database
-from tests.seed import seed_entry
+from tests.support.seed import seed_entry
+from tests.support.sql import fresh_pg_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DOMAINS = ("payment", "webhook", "inventory")

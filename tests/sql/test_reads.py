@@ -17,8 +17,8 @@ from dlq import DLQConfig, DLQService, SQLModelRepository
 from dlq._db import DLQEntry, create_db_engine, migrate
 from dlq._filters import parse_filters
 from dlq._reads import ThreadReads
-from tests.conftest import PG_ADMIN_URL, empty_read_model
-from tests.seed import seed_entry
+from tests.support.seed import seed_entry
+from tests.support.sql import PG_ADMIN_URL, empty_read_model
 
 EVERYTHING = parse_filters({})
 

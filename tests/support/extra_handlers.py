@@ -1,4 +1,4 @@
-"""Handlers only a worker started with ``--handlers tests.extra_handlers`` knows."""
+"""Handlers only a worker started with ``--handlers tests.support.extra_handlers`` knows."""
 
 import dlq
 

@@ -16,8 +16,8 @@ from dlq._db import DLQEntry, create_db_engine
 from dlq._repository import get_entry_row, list_audit_events
 from dlq._types import EntryState
 from dlq._worker import ensure_maintenance_schedule
-from tests.helpers import eventually, store
-from tests.seed import seed_entry
+from tests.support.helpers import eventually, store
+from tests.support.seed import seed_entry
 
 pytestmark = pytest.mark.integration
 

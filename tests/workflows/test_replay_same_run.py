@@ -12,8 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
-from tests.conftest import with_config
-from tests.helpers import store, wait_status
+from tests.support.helpers import store, wait_status, with_config
 from workflows.bulk import BulkReplayWorkflow
 from workflows.entry import DLQEntryWorkflow
 from workflows.maintenance import DLQMaintenanceWorkflow

@@ -11,9 +11,8 @@ from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig
 from dlq._throttle import AdaptiveThrottle
-from tests.conftest import with_config
-from tests.handlers import calls, downstream
-from tests.helpers import eventually, store
+from tests.support.handlers import calls, downstream
+from tests.support.helpers import eventually, store, with_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,7 @@ from temporalio.client import Client
 from dlq import AsyncDLQService, DLQStateConflictError
 from dlq._temporal import dedup_workflow_id
 from dlq._types import EntryState
-from tests.conftest import CAN_EVENTS
-from tests.helpers import visible_runs
+from tests.support.helpers import CAN_EVENTS, visible_runs
 
 pytestmark = pytest.mark.integration
 

@@ -49,7 +49,7 @@ __all__ = [
     "wait_progress",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MARKER = "DLQ_FAULT_TEST_RUN"
 STOP_TIMEOUT = 15.0
@@ -300,7 +300,7 @@ class FaultStack:
         self.others: list[Managed] = []
         self._clients: list[Client] = []
 
-    def make_worker(self, *, handlers: str = "tests.fault_handlers",
+    def make_worker(self, *, handlers: str = "tests.support.fault_handlers",
                     outbox_path: Path | None = None,
                     extra_env: dict[str, str] | None = None) -> WorkerProcess:
         """Define the worker process (its outbox is its own unless ``outbox_path`` is given)."""

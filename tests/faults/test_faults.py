@@ -2,7 +2,7 @@
 
 The server is ``temporal server start-dev`` on free ports of 127.0.0.1 with a
 persistent SQLite file (so a restart keeps the workflows); the worker is
-``python worker.py --handlers tests.fault_handlers``. The tests SIGKILL,
+``python worker.py --handlers tests.support.fault_handlers``. The tests SIGKILL,
 freeze and restart them, or lock the SQL read model, and then check that
 nothing was lost or duplicated: in Temporal (one workflow run per entry), in
 SQL (one row per entry, at the workflow's version) and in the outbox (empty).
@@ -29,7 +29,7 @@ from temporalio.client import Client
 
 from dlq import AsyncDLQService, workflow_id_for
 from dlq._types import EntryState
-from tests.faults_support import (
+from tests.support.faults import (
     FaultStack,
     WorkerProcess,
     audit_counts,
@@ -43,7 +43,7 @@ from tests.faults_support import (
     wait_progress,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SETTLED = ("resolved", "requires_review")
 # This machine may be shared and overloaded: waits are bounded by a lack of
@@ -190,7 +190,7 @@ async def test_producer_sigkilled_after_500_async_stores_a_fresh_relay_ingests_e
     outbox = stack.folder / "producer-outbox.db"
     ids_file = stack.folder / "producer-ids.txt"
     env = stack.dlq_env(DLQ_OUTBOX_PATH=str(outbox))
-    producer = stack.spawn("producer", [sys.executable, "-m", "tests.fault_producer",
+    producer = stack.spawn("producer", [sys.executable, "-m", "tests.support.fault_producer",
                                         "--count", "500", "--ids-file", str(ids_file)], env)
 
     async def announced() -> bool:

@@ -19,6 +19,7 @@ from activities.entry import EntryActivities
 from dlq import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._entry import new_entry_input
+from dlq._procs import BIN
 from dlq._repository import get_entry_row
 from dlq._temporal import ENTRY_WORKFLOW, ensure_search_attributes, workflow_id_for
 from dlq._types import (
@@ -32,8 +33,7 @@ from dlq._types import (
     ResolveResult,
 )
 from dlq._worker import build_worker
-from tests.conftest import BIN
-from tests.helpers import eventually
+from tests.support.helpers import eventually
 from workflows.entry import DLQEntryWorkflow
 
 

@@ -1,4 +1,4 @@
-"""Handlers only a worker started with ``DLQ_HANDLER_MODULES=tests.env_handlers`` knows."""
+"""Handlers only a worker started with ``DLQ_HANDLER_MODULES=tests.support.env_handlers`` knows."""
 
 import dlq
 

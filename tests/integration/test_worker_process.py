@@ -13,11 +13,10 @@ import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig, DLQReplayError
-from tests.conftest import with_config
-from tests.helpers import store
+from tests.support.helpers import store, with_config
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +25,11 @@ def worker_process(temporal_address: str, tmp_path_factory: pytest.TempPathFacto
     queue = f"dlq-proc-{uuid.uuid4().hex[:6]}"
     url = f"sqlite:///{tmp_path_factory.mktemp('proc')}/proc.db"
     env = {**os.environ, "DLQ_TEMPORAL_ADDRESS": temporal_address, "DLQ_TASK_QUEUE": queue,
-           "DLQ_DATABASE_URL": url, "DLQ_HANDLER_MODULES": "tests.env_handlers",
+           "DLQ_DATABASE_URL": url, "DLQ_HANDLER_MODULES": "tests.support.env_handlers",
            "DLQ_MAINTENANCE_ENABLED": "false", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "worker.py", "--handlers", "tests.extra_handlers"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "worker.py", "--handlers",
+                             "tests.support.extra_handlers"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in proc.stdout:  # wait for the worker's start-up line
             if "DLQ worker on" in line:

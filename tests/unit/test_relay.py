@@ -10,7 +10,7 @@ from dlq._entry import new_entry_input
 from dlq._outbox import Outbox
 from dlq._relay import Relay
 from dlq._types import EntryInput
-from tests.helpers import eventually
+from tests.support.helpers import eventually
 
 
 async def count(items: list[str]) -> int:

@@ -10,8 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig, DLQService, workflow_id_for
-from tests.conftest import with_config
-from tests.helpers import eventually, visible_runs
+from tests.support.helpers import eventually, visible_runs, with_config
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,8 @@ from dlq import (
     workflow_id_for,
 )
 from dlq._types import EntryResult, EntryState
-from tests.conftest import with_config
-from tests.handlers import calls
-from tests.helpers import eventually, store, visible_runs, wait_status
+from tests.support.handlers import calls
+from tests.support.helpers import eventually, store, visible_runs, wait_status, with_config
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from temporalio.worker import Worker
 
 import dlq
 from dlq import DLQConfig, DLQService, workflow_id_for
+from dlq._procs import BIN
 from dlq._types import EntryInput
-from tests.conftest import BIN
-from tests.handlers import calls
-from tests.helpers import store, wait_status
+from tests.support.handlers import calls
+from tests.support.helpers import store, wait_status
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""A producing process for the fault tests: ``python -m tests.fault_producer``.
+"""A producing process for the fault tests: ``python -m tests.support.fault_producer``.
 
 It stores ``--count`` failures with ``mode="async"`` (configuration from the
 ``DLQ_*`` variables), writes their ids to ``--ids-file`` (fsynced), prints
