@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -32,13 +29,12 @@ import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig
+from dlq._procs import ROOT, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "t-bulk-kill"  # registered by tests/support/bulk_fault_handlers.py, in the subprocess only
 HANDLERS = "tests.support.bulk_fault_handlers"
-READY_LINE = "DLQ worker on"
 TOTAL = 120
 RATE = 15.0  # replays per second: the run spans several seconds
 PAGE = 20
@@ -55,66 +51,6 @@ REPLAY_TIMEOUT = 10.0
 RUN_BOUND = 120.0 + len(KILL_AFTER_CALLS) * (HEARTBEAT_TIMEOUT + 40.0)
 # Server and test share the clock; a replay begun after a kill started >= 2 s later.
 CLOCK_SLACK = timedelta(seconds=1)
-_SETPRIV = shutil.which("setpriv")
-
-
-class WorkerProcess:
-    """``python worker.py --handlers`` ``HANDLERS``, restartable and killable."""
-
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
-        self.folder, self.env = folder, env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started: list[subprocess.Popen[bytes]] = []
-        self.log_path = folder / "worker-0.log"
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "worker already running"
-        self.log_path = self.folder / f"worker-{len(self.started) + 1}.log"
-        argv = [sys.executable, "worker.py", "--handlers", HANDLERS]
-        if _SETPRIV:  # dies with the test process even if no finally block runs
-            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        self.started.append(self.proc)
-
-    async def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while READY_LINE not in self.log():
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker not ready within {timeout:g}s:\n{self.tail()}")
-            await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final heartbeat, in-flight work is simply lost."""
-        assert self.proc is not None and self.proc.poll() is None, "worker is not running"
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=20)
-
-    def stop(self) -> None:
-        """Terminate every run still alive, then kill what did not exit."""
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.started:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log().splitlines()[-lines:]) or "(empty log)"
 
 
 @pytest.fixture
@@ -125,18 +61,19 @@ def kill_setup(temporal_address: str, tmp_path: Path) -> Iterator[tuple[WorkerPr
              "call_log": tmp_path / "calls.log", "hold": tmp_path / "hold",
              "outbox": tmp_path / "outbox.db"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLQ_")}
-    env.update({"DLQ_TEMPORAL_ADDRESS": temporal_address, "DLQ_TASK_QUEUE": queue,
-                "DLQ_DATABASE_URL": paths["database_url"],
+    env.update({"DLQ_DATABASE_URL": paths["database_url"],
                 "DLQ_OUTBOX_PATH": str(tmp_path / "worker-outbox.db"),
                 "DLQ_MAINTENANCE_ENABLED": "false", "DLQ_TEST_CALL_LOG": str(paths["call_log"]),
                 "DLQ_TEST_HOLD_FILE": str(paths["hold"]),
                 "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
-    worker = WorkerProcess(tmp_path, env)
+    # `python worker.py --handlers tests.support.bulk_fault_handlers`, restartable and killable.
+    worker = WorkerProcess(address=temporal_address, task_queue=queue, handlers=[HANDLERS],
+                           log_path=tmp_path / "worker.log", env=env, cwd=ROOT)
     try:
         yield worker, paths
     finally:
-        worker.stop()
-        alive = [p.pid for p in worker.started if p.poll() is None]
+        worker.stop(20)
+        alive = [p.pid for p in worker.runs if p.poll() is None]
         assert not alive, f"worker processes left running: {alive}"
         ps = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(os.getpid())],
                             capture_output=True, text=True).stdout
@@ -187,8 +124,7 @@ async def test_killing_the_worker_mid_run_resumes_without_double_replays(
     """
     worker, paths = kill_setup
     call_log, hold = paths["call_log"], paths["hold"]
-    worker.start()
-    await worker.wait_ready()
+    await worker.restart(timeout=90)
     service = AsyncDLQService(DLQConfig(
         temporal_address=temporal_address, task_queue=paths["queue"],
         database_url=paths["database_url"], outbox_path=str(paths["outbox"]),
@@ -225,6 +161,8 @@ async def test_killing_the_worker_mid_run_resumes_without_double_replays(
             held_from = len(read_calls(call_log))
             await wait_calls(call_log, held_from + 1, worker, timeout=60)
             pid = worker.proc.pid
+            # SIGKILL: no shutdown, no final heartbeat, in-flight work is simply lost.
+            assert worker.alive(), "worker is not running"
             worker.kill()
             killed_at = datetime.now(UTC)
             hold.unlink()
@@ -232,8 +170,7 @@ async def test_killing_the_worker_mid_run_resumes_without_double_replays(
             kills.append({"pid": pid, "calls": held_from, "done": progress.done, "held": held,
                           "at": round(time.monotonic() - t0, 1), "wall": killed_at})
             await asyncio.sleep(2.0)
-            worker.start()
-            await worker.wait_ready()
+            await worker.restart(timeout=90)
         try:
             final = await asyncio.wait_for(service.wait_bulk_replay(wid), timeout=RUN_BOUND)
         except TimeoutError:

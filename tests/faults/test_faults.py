@@ -28,14 +28,13 @@ import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, workflow_id_for
+from dlq._procs import WorkerProcess, leftover_pids
 from dlq._types import EntryState
 from tests.support.faults import (
     FaultStack,
-    WorkerProcess,
     audit_counts,
     count_entry_workflows,
     entry_workflow_ids,
-    leftover_pids,
     outbox_claimed,
     outbox_depth,
     read_rows,

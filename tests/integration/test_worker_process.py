@@ -3,44 +3,37 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig, DLQReplayError
+from dlq._procs import ROOT, WorkerProcess
 from tests.support.helpers import store, with_config
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def worker_process(temporal_address: str, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Iterator[DLQConfig]:
+async def worker_process(temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+                         ) -> AsyncIterator[DLQConfig]:
     queue = f"dlq-proc-{uuid.uuid4().hex[:6]}"
-    url = f"sqlite:///{tmp_path_factory.mktemp('proc')}/proc.db"
-    env = {**os.environ, "DLQ_TEMPORAL_ADDRESS": temporal_address, "DLQ_TASK_QUEUE": queue,
-           "DLQ_DATABASE_URL": url, "DLQ_HANDLER_MODULES": "tests.support.env_handlers",
+    folder = tmp_path_factory.mktemp("proc")
+    url = f"sqlite:///{folder}/proc.db"
+    env = {**os.environ, "DLQ_DATABASE_URL": url, "DLQ_OUTBOX_PATH": str(folder / "outbox.db"),
+           "DLQ_HANDLER_MODULES": "tests.support.env_handlers",
            "DLQ_MAINTENANCE_ENABLED": "false", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "worker.py", "--handlers",
-                             "tests.support.extra_handlers"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = WorkerProcess(address=temporal_address, task_queue=queue,
+                           handlers=["tests.support.extra_handlers"],
+                           log_path=folder / "worker.log", env=env, cwd=ROOT)
     try:
-        for line in proc.stdout:  # wait for the worker's start-up line
-            if "DLQ worker on" in line:
-                break
-        else:
-            pytest.fail(f"worker exited with {proc.wait()}")
+        await worker.restart()  # until it polls its task queue
         yield DLQConfig(temporal_address=temporal_address, task_queue=queue, database_url=url,
                         store_timeout=15)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        worker.stop(20)
 
 
 async def test_worker_imports_handler_modules_from_flag_and_env(worker_process: DLQConfig,

@@ -1,9 +1,10 @@
 """Real processes for the fault tests: a Temporal dev server, the DLQ worker, probes.
 
-Every process a fault test starts is a :class:`Managed` process: its output goes
-to a log file in the test's folder, it carries a marker variable so leftovers
-can be found, it dies with the test process (``setpriv --pdeathsig KILL``) and
-:class:`FaultStack` stops it at the end of the test, whatever happened.
+Every process a fault test starts is a :class:`dlq._procs.ManagedProcess`: its
+output goes to a log file in the test's folder, it carries the test's marker
+variable so leftovers can be found (:func:`dlq._procs.leftover_pids`), it dies
+with the test process (``setpriv --pdeathsig KILL``) and :class:`FaultStack`
+stops it at the end of the test, whatever happened.
 """
 
 from __future__ import annotations
@@ -11,37 +12,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
 from dlq import DLQConfig
+from dlq._procs import ROOT, DevServer, ManagedProcess, WorkerProcess
 from dlq._temporal import connect
 
 __all__ = [
-    "BIN",
-    "ROOT",
-    "DevServer",
     "FaultStack",
-    "Managed",
-    "WorkerProcess",
     "audit_counts",
     "count_entry_workflows",
     "entry_workflow_ids",
-    "free_port",
-    "leftover_pids",
     "outbox_claimed",
     "outbox_depth",
     "read_rows",
@@ -49,19 +37,8 @@ __all__ = [
     "wait_progress",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-MARKER = "DLQ_FAULT_TEST_RUN"
-STOP_TIMEOUT = 15.0
-_SETPRIV = shutil.which("setpriv")
+STOP_GRACE = 15.0
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_for(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], *,
@@ -117,166 +94,6 @@ async def wait_progress(probe: Callable[[], Awaitable[T]], until: Callable[[T], 
         await asyncio.sleep(interval)
 
 
-class Managed:
-    """One child process with its log; restartable, killable, always stoppable.
-
-    Args:
-        name: Short name, used for the log files (``<name>-<n>.log``).
-        argv: Command line.
-        logs: Folder of the log files.
-        env: Environment (the marker variable is added).
-        marker: Value of the marker variable (one per test).
-    """
-
-    def __init__(self, name: str, argv: Sequence[str], *, logs: Path, env: dict[str, str],
-                 marker: str) -> None:
-        self.name, self.argv, self.logs = name, list(argv), logs
-        self.env = {**env, MARKER: marker}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.log_path = logs / f"{name}-0.log"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the current run (None before the first start)."""
-        return self.proc.pid if self.proc else None
-
-    def alive(self) -> bool:
-        """Whether the current run is still running."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        """Start a new run (the previous one must have ended)."""
-        assert not self.alive(), f"{self.name} is already running"
-        self.starts += 1
-        self.log_path = self.logs / f"{self.name}-{self.starts}.log"
-        argv = self.argv
-        if _SETPRIV:  # dies with the test process even if no finally block runs
-            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    def kill(self) -> None:
-        """SIGKILL the current run and reap it (a thawed process first, so it can die)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.kill()
-        self.proc.wait(timeout=STOP_TIMEOUT)
-
-    def freeze(self) -> None:
-        """SIGSTOP: the process keeps its sockets but answers nothing."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        """SIGCONT after :meth:`freeze`."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it is still there after ``STOP_TIMEOUT``; reaped either way."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT)
-
-    def log_text(self) -> str:
-        """The whole log of the current run."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def tail(self, lines: int = 40) -> str:
-        """The last lines of the current run's log (for failure messages)."""
-        return "\n".join(self.log_text().splitlines()[-lines:]) or "(empty log)"
-
-    def check_alive(self) -> None:
-        """Raise with the log tail if the current run has exited."""
-        if not self.alive():
-            code = self.proc.returncode if self.proc else None
-            raise AssertionError(f"{self.name} exited with {code}; log tail:\n{self.tail()}")
-
-
-class DevServer(Managed):
-    """``temporal server start-dev`` on fixed free ports with a persistent SQLite file.
-
-    Restarting keeps the port and the file, so clients and the stored
-    workflows come back as they were.
-    """
-
-    def __init__(self, folder: Path, *, marker: str) -> None:
-        self.port, self.ui_port = free_port(), free_port()
-        self.db_file = folder / "temporal.db"
-        argv = [str(BIN / "temporal"), "server", "start-dev", "--ip", "127.0.0.1",
-                "--port", str(self.port), "--ui-port", str(self.ui_port),
-                "--db-filename", str(self.db_file),
-                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-                "--log-level", "error", "--headless"]
-        super().__init__("temporal", argv, logs=folder, env=dict(os.environ), marker=marker)
-
-    @property
-    def address(self) -> str:
-        """``host:port`` of the frontend."""
-        return f"127.0.0.1:{self.port}"
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        """Return once the frontend answers and the ``default`` namespace exists."""
-        async def probe() -> bool:
-            self.check_alive()
-            client = await asyncio.wait_for(connect(self.address), timeout=3)
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace="default"), timeout=timedelta(seconds=3))
-            return True
-
-        try:
-            await wait_for(probe, bool, timeout=timeout, interval=0.2, what="server ready")
-        except AssertionError as err:
-            raise AssertionError(f"{err}\nserver log tail:\n{self.tail()}") from None
-
-    async def restart(self, timeout: float = 60.0) -> None:
-        """Start again (same port, same file) and wait until it answers."""
-        self.start()
-        await self.wait_ready(timeout)
-
-
-class WorkerProcess(Managed):
-    """``python worker.py --handlers <module>`` configured through ``DLQ_*`` variables."""
-
-    READY_LINE = "DLQ worker on"
-
-    def __init__(self, folder: Path, *, address: str, task_queue: str, database_url: str,
-                 outbox_path: Path, handlers: str, marker: str,
-                 extra_env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, "DLQ_TEMPORAL_ADDRESS": address, "DLQ_TASK_QUEUE": task_queue,
-               "DLQ_DATABASE_URL": database_url, "DLQ_OUTBOX_PATH": str(outbox_path),
-               "DLQ_MAINTENANCE_ENABLED": "false", "PYTHONPATH": str(ROOT),
-               "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-        argv = [sys.executable, "worker.py", "--handlers", handlers]
-        super().__init__("worker", argv, logs=folder, env=env, marker=marker)
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        """Return once this run logged its start-up line (it polls right after)."""
-        async def probe() -> bool:
-            self.check_alive()
-            return self.READY_LINE in self.log_text()
-
-        await wait_for(probe, bool, timeout=timeout, interval=0.1, what="worker ready")
-
-    async def restart(self, timeout: float = 60.0) -> None:
-        """Start a new run and wait until it polls."""
-        self.start()
-        await self.wait_ready(timeout)
-
-
 class FaultStack:
     """The processes of one fault test, in its own folder, and the probes it needs.
 
@@ -292,23 +109,27 @@ class FaultStack:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.marker = uuid.uuid4().hex
-        self.server = DevServer(folder, marker=self.marker)
+        # A persistent SQLite file: a restart (same port, same file) keeps the workflows.
+        self.server = DevServer(log_path=folder / "temporal.log", db_file=folder / "temporal.db",
+                                log_level="error", headless=True, marker=self.marker, cwd=ROOT,
+                                tail_lines=40)
         self.db_path = folder / "dlq.db"
         self.database_url = f"sqlite:///{self.db_path}"
         self.task_queue = f"dlq-fault-{self.marker[:8]}"
         self.worker: WorkerProcess | None = None
-        self.others: list[Managed] = []
+        self.others: list[ManagedProcess] = []
         self._clients: list[Client] = []
 
     def make_worker(self, *, handlers: str = "tests.support.fault_handlers",
                     outbox_path: Path | None = None,
                     extra_env: dict[str, str] | None = None) -> WorkerProcess:
         """Define the worker process (its outbox is its own unless ``outbox_path`` is given)."""
+        env = self.dlq_env(DLQ_OUTBOX_PATH=str(outbox_path or self.folder / "worker-outbox.db"),
+                           **(extra_env or {}))
         self.worker = WorkerProcess(
-            self.folder, address=self.server.address, task_queue=self.task_queue,
-            database_url=self.database_url,
-            outbox_path=outbox_path or self.folder / "worker-outbox.db", handlers=handlers,
-            marker=self.marker, extra_env=extra_env)
+            address=self.server.address, task_queue=self.task_queue, handlers=[handlers],
+            log_path=self.folder / "worker.log", env=env, cwd=ROOT, marker=self.marker,
+            tail_lines=40)
         return self.worker
 
     async def start(self, **worker_options: Any) -> WorkerProcess:
@@ -319,9 +140,10 @@ class FaultStack:
         await worker.restart()
         return worker
 
-    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> Managed:
+    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> ManagedProcess:
         """Start another child (a producer, a drain command); stopped with the stack."""
-        proc = Managed(name, argv, logs=self.folder, env=env, marker=self.marker)
+        proc = ManagedProcess(name, argv, log_path=self.folder / f"{name}.log", env=env,
+                              cwd=ROOT, marker=self.marker, tail_lines=40)
         self.others.append(proc)
         proc.start()
         return proc
@@ -351,7 +173,7 @@ class FaultStack:
         """Stop every child: producers first, then the worker, then the server."""
         for proc in [*self.others, *([self.worker] if self.worker else []), self.server]:
             try:
-                proc.stop()
+                proc.stop(STOP_GRACE)
             except Exception:  # noqa: BLE001 - keep stopping the others
                 proc.kill()
 
@@ -361,24 +183,6 @@ class FaultStack:
         if self.worker:
             parts.append(f"--- worker log ---\n{self.worker.tail()}")
         return "\n".join(parts)
-
-
-def leftover_pids(marker: str) -> list[int]:
-    """Processes still running (not zombies) whose environment carries ``marker``."""
-    found = []
-    needle = f"{MARKER}={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def _sqlite(path: Path) -> sqlite3.Connection:
