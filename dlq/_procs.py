@@ -21,6 +21,7 @@ benchmarks (``bench/``) and the tests that run real processes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import shlex
@@ -173,12 +174,8 @@ class ManagedProcess:
         if not self.alive():
             return
         assert self.proc is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            self.proc.send_signal(sig)
 
     def kill(self) -> None:
         """SIGKILL the current run and reap it (no shutdown, in-flight work is lost)."""
