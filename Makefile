@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # Touched after a successful install: re-runs skip pip until pyproject.toml changes.
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test test-fast lint bench clean
 
 venv: $(STAMP)
 
@@ -21,9 +21,16 @@ $(STAMP): pyproject.toml
 run: venv
 	$(BIN)/python -m dlq._devstack
 
+# Every test (CI runs this): tests/unit, sql, workflows, integration and faults.
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# The inner loop: everything but the fault tests (tests/faults/, which kill and
+# restart real servers and workers and take most of `make test`'s time).
+test-fast: venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not faults"
 
 lint: venv
 	$(BIN)/ruff check .

@@ -22,22 +22,19 @@ import asyncio
 import heapq
 import json
 import logging
-import os
 import random
 import signal
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from dlq._temporal import connect
@@ -46,13 +43,8 @@ from dlq._throttle import AdaptiveThrottle
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stack import (  # noqa: E402
-    ROOT,
-    _check_alive,
-    _spawn,
-    _tail,
-    start_dev_server,
-)
+from bench._stack import ROOT, bench_env, start_dev_server, stopped_on_exit
+from dlq._procs import ManagedProcess, WorkerProcess, tail_file
 
 __all__ = [
     "Milestones",
@@ -90,26 +82,6 @@ class ReplayStack:
     tmpdir: Path
 
 
-async def _wait_for_pollers(client: Client, task_queue: str, check: Callable[[], None],
-                            timeout: float) -> None:
-    """Return once some worker polls ``task_queue`` for workflow and activity tasks."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    kinds = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
-    while True:
-        check()
-        polled = []
-        for kind in kinds:
-            resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-                namespace="default", task_queue=TaskQueue(name=task_queue), task_queue_type=kind))
-            polled.append(bool(resp.pollers))
-        if all(polled):
-            return
-        if loop.time() > deadline:
-            raise RuntimeError(f"no worker polls task queue {task_queue!r} after {timeout:g}s")
-        await asyncio.sleep(0.2)
-
-
 @asynccontextmanager
 async def replay_stack(*, dlq_task_queue: str = "dlq-replay-bench",
                        bare_task_queue: str = "bare-replay-bench",
@@ -122,46 +94,42 @@ async def replay_stack(*, dlq_task_queue: str = "dlq-replay-bench",
     with tempfile.TemporaryDirectory(prefix="dlq-replay-bench-") as tmp_name, \
             ExitStack() as procs:
         tmp = Path(tmp_name)
-        address, server = await start_dev_server(tmp, procs, startup_timeout)
+        server = await start_dev_server(tmp, procs, startup_timeout)
+        address = server.address
 
         database_url = f"sqlite:///{tmp / 'dlq.db'}"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env = bench_env()
         dlq_env = {
             **env,
-            "DLQ_TEMPORAL_ADDRESS": address,
-            "DLQ_TASK_QUEUE": dlq_task_queue,
             "DLQ_DATABASE_URL": database_url,
             "DLQ_MAINTENANCE_ENABLED": "false",
             # The worker's relay drains this outbox; keep it out of the repository.
             "DLQ_OUTBOX_PATH": str(tmp / "outbox.db"),
         }
-        dlq_log = tmp / "dlq-worker.log"
-        dlq_worker = _spawn([sys.executable, "worker.py", "--handlers", "bench._replay_handlers"],
-                            log=dlq_log, procs=procs, cwd=ROOT, env=dlq_env)
-        bare_log = tmp / "bare-worker.log"
-        bare_worker = _spawn([sys.executable, "-m", "bench._replay_support", "--address",
-                              address, "--task-queue", bare_task_queue],
-                             log=bare_log, procs=procs, cwd=ROOT, env=env)
+        dlq_worker = stopped_on_exit(WorkerProcess(
+            address=address, task_queue=dlq_task_queue, handlers=["bench._replay_handlers"],
+            name="DLQ worker (worker.py)", log_path=tmp / "dlq-worker.log", cwd=ROOT,
+            env=dlq_env), procs)
+        bare_worker = stopped_on_exit(ManagedProcess(
+            "bare worker", [sys.executable, "-m", "bench._replay_support", "--address",
+                            address, "--task-queue", bare_task_queue],
+            log_path=tmp / "bare-worker.log", cwd=ROOT, env=env), procs)
 
-        def check() -> None:
-            _check_alive(dlq_worker, "DLQ worker (worker.py)", dlq_log)
-            _check_alive(bare_worker, "bare worker", bare_log)
-
-        client = await connect(address)
-        await _wait_for_pollers(client, dlq_task_queue, check, startup_timeout)
-        await _wait_for_pollers(client, bare_task_queue, check, startup_timeout)
+        await dlq_worker.wait_ready(startup_timeout)
+        await bare_worker.wait_polling(address, bare_task_queue, timeout=startup_timeout)
         yield ReplayStack(address=address, database_url=database_url,
                           dlq_task_queue=dlq_task_queue, bare_task_queue=bare_task_queue,
                           pids={"server": server.pid, "dlq worker": dlq_worker.pid,
                                 "bare worker": bare_worker.pid},
                           tmpdir=tmp)
-        check()  # a worker that died mid-run would make the figures meaningless
+        # A worker that died mid-run would make the figures meaningless.
+        dlq_worker.check_alive()
+        bare_worker.check_alive()
 
 
 def worker_log_tail(stack: ReplayStack, lines: int = 20) -> str:
     """The last lines of the DLQ worker's log (for error reports)."""
-    return _tail(stack.tmpdir / "dlq-worker.log", lines)
+    return tail_file(stack.tmpdir / "dlq-worker.log", lines)
 
 
 # --------------------------------------------------------------------- bare worker

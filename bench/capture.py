@@ -77,8 +77,8 @@ if __package__ in (None, ""):
     # Run as `python bench/capture.py`: `bench` is not installed.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._bare import BareWorkflow  # noqa: E402
-from bench._capture_support import (  # noqa: E402
+from bench._bare import BareWorkflow
+from bench._capture_support import (
     NoRelayService,
     PlainSQLiteOutbox,
     Quantiles,
@@ -91,7 +91,7 @@ from bench._capture_support import (  # noqa: E402
     stop_relay,
     stop_relay_blocking,
 )
-from bench._stack import (  # noqa: E402
+from bench._stack import (
     Stack,
     cpu_seconds,
     free_port,

@@ -74,7 +74,7 @@ if __package__ in (None, ""):
     # Run as `python bench/query.py`: import `bench` from the repository root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._query_seed import migrate_kept, seed_postgresql, seed_sqlite  # noqa: E402
+from bench._query_seed import migrate_kept, seed_postgresql, seed_sqlite
 
 PAGE_GOAL_MS = 25.0
 RAW_RATIO_GOAL = 1.5

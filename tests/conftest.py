@@ -8,58 +8,29 @@ both the async API (in the tests' loop) and the blocking ``DLQService``
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
-from dataclasses import replace
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-import tests.handlers  # noqa: F401 - registers the test replay handlers
+import tests.support.handlers  # noqa: F401 - registers the test replay handlers
 from dlq import AsyncDLQService, DLQConfig
-from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
+from dlq._db import create_db_engine, migrate
+from dlq._procs import BIN
 from dlq._temporal import connect, ensure_search_attributes
 from dlq._worker import build_worker
-
-BIN = Path(sys.executable).parent
-CAN_EVENTS = 400
-PG_ADMIN_URL = os.environ.get("DLQ_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "integration: needs the dev server and the worker")
+from tests.support.helpers import CAN_EVENTS
+from tests.support.sql import PG_ADMIN_URL, empty_read_model, fresh_pg_database
 
 
 @pytest.fixture(scope="session")
 def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dlq")
-
-
-@contextmanager
-def fresh_pg_database(prefix: str) -> Iterator[str | None]:
-    """A new PostgreSQL database (dropped afterwards), or None if none is reachable."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError:
-        yield None
-        return
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +48,6 @@ def read_model(request: pytest.FixtureRequest, tmp_path: Path,
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
     url = f"sqlite:///{tmp_path}/read.db" if request.param == "sqlite" else module_pg_url
     yield from empty_read_model(url)
-
-
-def empty_read_model(url: str) -> Iterator[Engine]:
-    """Migrate the read model at ``url``, empty it, yield its engine, dispose of it."""
-    eng = create_db_engine(url)
-    migrate(eng)
-    with eng.begin() as conn:  # every test starts from an empty read model
-        conn.execute(sa.delete(DLQAuditEventRow))
-        conn.execute(sa.delete(DLQEntry))
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -159,7 +119,7 @@ class WorkerThread:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self._main())
-        except BaseException as err:  # surfaced by start()
+        except BaseException as err:  # noqa: BLE001 - surfaced by start()
             self._error = err
             self._ready.set()
 
@@ -212,7 +172,3 @@ async def service(config: DLQConfig, client: Client) -> AsyncIterator[AsyncDLQSe
     yield svc
     await svc.close()
 
-
-def with_config(config: DLQConfig, **changes: object) -> DLQConfig:
-    """A copy of ``config`` with some fields changed."""
-    return replace(config, **changes)

@@ -1,8 +1,0 @@
-"""Handlers only a worker started with ``--handlers tests.extra_handlers`` knows."""
-
-import dlq
-
-
-@dlq.replay_handler("t-cli-flag")
-def from_flag(entry: dlq.FailedOperationData) -> None:
-    """Succeeds; proves the --handlers module was imported."""

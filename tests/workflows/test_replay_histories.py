@@ -1,0 +1,53 @@
+"""Every checked-in workflow history replays on the current code without a determinism error.
+
+``histories/<release>/<name>.json`` hold histories recorded by
+``python -m tests.workflows.record_histories`` with the code of that release
+(``WorkflowHistory.to_json()``). Workflows started by an older release may
+still be running when a worker with this code picks them up, so a change to
+the command sequence of ``DLQEntryWorkflow``, ``BulkReplayWorkflow`` or
+``DLQMaintenanceWorkflow`` that breaks any of these histories fails here (the
+fix is ``workflow.patched()``, not re-recording an old release).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from dlq._procs import ROOT
+from workflows.bulk import BulkReplayWorkflow
+from workflows.entry import DLQEntryWorkflow
+from workflows.maintenance import DLQMaintenanceWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+FILES = sorted(HISTORIES.glob("*/*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    """The history in ``path``, under the workflow id it was recorded with."""
+    data = json.loads(path.read_text())
+    started = data["events"][0].get("workflowExecutionStartedEventAttributes", {})
+    return WorkflowHistory.from_json(started.get("workflowId") or path.stem, data)
+
+
+def test_the_current_release_has_recorded_histories() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    recorded = {p.stem for p in (HISTORIES / version).glob("*.json")}
+    assert recorded, f"no histories in {HISTORIES / version}; run the recorder"
+    types = {load(p).events[0].workflow_execution_started_event_attributes.workflow_type.name
+             for p in FILES if p.parent.name == version}
+    assert types == {"DLQEntryWorkflow", "BulkReplayWorkflow", "DLQMaintenanceWorkflow"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_checked_in_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[DLQEntryWorkflow, BulkReplayWorkflow, DLQMaintenanceWorkflow],
+                        data_converter=pydantic_data_converter)
+    # Raises on a nondeterminism error (or any other workflow task failure).
+    await replayer.replay_workflow(load(path))
