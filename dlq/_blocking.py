@@ -13,7 +13,7 @@ import asyncio
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dlq import _capture, _queries
 from dlq._config import DLQConfig
@@ -21,7 +21,9 @@ from dlq._fields import StoreArgs, adopt_store_signature, takes_store_args
 from dlq._messages import EntryInput
 from dlq._results import DLQEntryResult
 from dlq._service import AsyncDLQService
-from dlq._sql import FailedOperationRepository
+
+if TYPE_CHECKING:
+    from dlq._sql import FailedOperationRepository
 
 __all__ = ["DLQService", "get_dlq_service", "reset_dlq_service", "store_to_dlq"]
 

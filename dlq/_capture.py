@@ -26,12 +26,11 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from dlq._entry import build_entry
-from dlq._errors import _Unreachable
-from dlq._fields import StoreArgs, takes_store_args
+from dlq._errors import DLQUnavailableError
+from dlq._fields import DATA_FIELDS, StoreArgs, takes_store_args
 from dlq._messages import CaptureInput, CaptureResult, EntryInput
 from dlq._relay import Relay
 from dlq._results import DLQEntryResult
-from dlq._sql.writes import PAYLOAD_FIELDS
 from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, entry_workflow_id
 
 if TYPE_CHECKING:
@@ -162,7 +161,7 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
                 f"{service.config.task_queue!r}?)"))
         return _enqueue(service, entry, error=(
             f"Temporal at {address} did not accept the entry within {bound:g}s"))
-    except _Unreachable as err:
+    except DLQUnavailableError as err:
         return _enqueue(service, entry, error=f"cannot reach Temporal at {address}: "
                                               f"{err.__cause__}")
     except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
@@ -332,9 +331,9 @@ async def _claim_check(service: AsyncDLQService, entry: EntryInput) -> EntryInpu
     """Move data too large for Temporal into SQL; the workflow gets a reference."""
     if entry.payload_ref or entry.data_bytes <= service.config.payload_inline_bytes:
         return entry
-    data = {f: getattr(entry, f) for f in PAYLOAD_FIELDS}
+    data = {f: getattr(entry, f) for f in DATA_FIELDS}
     await asyncio.to_thread(service.repository.save_payload, entry.dlq_id, data)
-    return entry.model_copy(update={**{f: {} for f in PAYLOAD_FIELDS},
+    return entry.model_copy(update={**{f: {} for f in DATA_FIELDS},
                                     "payload_ref": entry.dlq_id})
 
 

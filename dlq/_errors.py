@@ -2,7 +2,8 @@
 
 The hierarchy mirrors the reference service so HTTP layers can map them:
 ``DLQEntryNotFoundError`` -> 404, ``DLQStateConflictError`` -> 409,
-``DLQReplayError`` -> 500, any other ``DLQError`` -> 400.
+``DLQReplayError`` -> 500, ``DLQUnavailableError`` -> 503, any other
+``DLQError`` -> 400.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ __all__ = [
     "DLQError",
     "DLQReplayError",
     "DLQStateConflictError",
+    "DLQUnavailableError",
 ]
 
 
@@ -39,11 +41,18 @@ class DLQReplayError(DLQError):
     """
 
 
-class _Unreachable(DLQError):
-    """Connecting to Temporal failed (the cause says why)."""
+class DLQUnavailableError(DLQError):
+    """Temporal or SQL cannot be reached now (HTTP 503); the cause says why.
+
+    Nothing was changed by the call that raised it, unless its message says
+    the command was accepted.
+    """
 
     def __str__(self) -> str:
-        return f"cannot reach Temporal: {self.__cause__!r}"
+        message = super().__str__()
+        if message:
+            return message
+        return f"cannot reach Temporal: {self.__cause__!r}" if self.__cause__ else "unavailable"
 
 
 # Errors travel from workflow to client as ApplicationError.type strings; this
@@ -53,5 +62,6 @@ ERROR_TYPES: dict[str, type[Exception]] = {
     "DLQEntryNotFoundError": DLQEntryNotFoundError,
     "DLQStateConflictError": DLQStateConflictError,
     "DLQReplayError": DLQReplayError,
+    "DLQUnavailableError": DLQUnavailableError,
     "ValueError": ValueError,
 }

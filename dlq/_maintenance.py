@@ -16,7 +16,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from dlq._checks import check_days, now
 from dlq._messages import MaintenanceInput, MaintenanceResult
 from dlq._results import CleanupStats
-from dlq._sql.maintenance import AGE_BUCKETS
 from dlq._temporal import MAINTENANCE_WORKFLOW, workflow_id_for
 
 if TYPE_CHECKING:
@@ -121,6 +120,8 @@ async def get_cleanup_stats(service: AsyncDLQService) -> CleanupStats:
     counts: dict[str, Any] = await asyncio.to_thread(
         service.repository.cleanup_counts, now(), config.retention_days,
         config.purge_after_days)
+    from dlq._sql.maintenance import AGE_BUCKETS
+
     buckets = {name: counts.pop(name) for name, _, _ in AGE_BUCKETS}
     return CleanupStats(retention_days=config.retention_days,
                         purge_after_days=config.purge_after_days,

@@ -381,7 +381,7 @@ class WorkerProcess(ManagedProcess):
                  name: str = "worker", env: dict[str, str] | None = None, **options) -> None:
         self.address, self.task_queue, self.namespace = address, task_queue, namespace
         script = ROOT / "worker.py"
-        argv = [sys.executable, *([str(script)] if script.exists() else ["-m", "worker"])]
+        argv = [sys.executable, *([str(script)] if script.exists() else ["-m", "dlq._worker"])]
         if handlers:
             argv += ["--handlers", ",".join(handlers)]
         env = {**(os.environ if env is None else env), "DLQ_TEMPORAL_ADDRESS": address,

@@ -17,10 +17,10 @@ from dlq._checks import check_int, check_limit, now
 from dlq._config import DLQConfig
 from dlq._filters import decode_cursor, encode_cursor, parse_filters
 from dlq._models import DLQStatus, FailedOperationData
-from dlq._sql import FailedOperationRepository
 
 if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
+    from dlq._sql import FailedOperationRepository
 
 __all__ = ["get_entry", "get_entry_by_id", "get_expired_entries", "get_facet_counts",
            "get_pending_entries", "get_replayable_entries", "get_sla_breached_entries",

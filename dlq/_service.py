@@ -11,18 +11,19 @@ configuration, the SQL repository, the Temporal client and the outbox.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 
 from dlq import _capture, _commands, _maintenance, _queries, _redrive
 from dlq._config import DLQConfig
-from dlq._db import create_db_engine
-from dlq._errors import _Unreachable
+from dlq._errors import DLQUnavailableError
 from dlq._outbox import Outbox
 from dlq._relay import Relay
-from dlq._sql import FailedOperationRepository, SQLModelRepository
 from dlq._temporal import connect
+
+if TYPE_CHECKING:
+    from dlq._sql import FailedOperationRepository
 
 __all__ = ["AsyncDLQService"]
 
@@ -65,6 +66,10 @@ class AsyncDLQService:
     def repository(self) -> FailedOperationRepository:
         """The SQL read side (created on first use)."""
         if self._repository is None:
+            # Imported on first use: a producer that only stores never needs SQL.
+            from dlq._db import create_db_engine
+            from dlq._sql import SQLModelRepository
+
             self._engine = create_db_engine(self.config.database_url)
             self._repository = SQLModelRepository(self._engine)
         return self._repository
@@ -90,7 +95,7 @@ class AsyncDLQService:
                     timeout=self.config.store_timeout,
                 )
             except (TimeoutError, RuntimeError) as err:
-                raise _Unreachable() from err
+                raise DLQUnavailableError() from err
         return self._client
 
     async def close(self) -> None:

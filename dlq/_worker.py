@@ -1,7 +1,8 @@
-"""Building and running the DLQ worker (``worker.py`` only calls this)."""
+"""Building and running the DLQ worker (``worker.py``, ``dlq-worker``, ``dlq worker``)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -40,7 +41,7 @@ from dlq._temporal import (
     ensure_search_attributes,
 )
 
-__all__ = ["build_worker", "ensure_maintenance_schedule", "run_worker"]
+__all__ = ["build_worker", "ensure_maintenance_schedule", "main", "run_worker"]
 
 log = logging.getLogger("dlq.worker")
 
@@ -72,12 +73,12 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
         config: Configuration the maintenance activities use (defaults otherwise).
         max_concurrent_activities: Also the size of the sync-activity thread pool.
     """
-    from activities.bulk import BulkActivities
-    from activities.entry import EntryActivities
-    from activities.maintenance import MaintenanceActivities
-    from workflows.bulk import BulkReplayWorkflow
-    from workflows.entry import DLQEntryWorkflow
-    from workflows.maintenance import DLQMaintenanceWorkflow
+    from dlq.activities.bulk import BulkActivities
+    from dlq.activities.entry import EntryActivities
+    from dlq.activities.maintenance import MaintenanceActivities
+    from dlq.workflows.bulk import BulkReplayWorkflow
+    from dlq.workflows.entry import DLQEntryWorkflow
+    from dlq.workflows.maintenance import DLQMaintenanceWorkflow
 
     _cache_workflow_bytecode(*(sys.modules[cls.__module__] for cls in
                                (DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow)))
@@ -161,3 +162,27 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the DLQ worker with the configuration from ``DLQ_*`` variables.
+
+    ``--handlers a.b,c.d`` adds modules that register replay handlers (beside
+    ``DLQ_HANDLER_MODULES``).
+    """
+    parser = argparse.ArgumentParser(prog="dlq-worker", description=main.__doc__)
+    parser.add_argument("--handlers", default="",
+                        help="Comma-separated modules that register replay handlers "
+                             "(added to DLQ_HANDLER_MODULES).")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    modules = [m.strip() for m in args.handlers.split(",") if m.strip()]
+    try:
+        asyncio.run(run_worker(DLQConfig.from_settings(), handler_modules=modules))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@
 Each module adds the commands of one area to the shared :data:`app`.
 """
 
-from dlq._cli import entries, outbox, redrive, schema  # noqa: F401 - they register commands
+from dlq._cli import entries, outbox, redrive, schema, worker  # noqa: F401 - they register commands
 from dlq._cli._common import app
 
 __all__ = ["app"]

@@ -21,9 +21,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from dlq._procs import ROOT
-from workflows.bulk import BulkReplayWorkflow
-from workflows.entry import DLQEntryWorkflow
-from workflows.maintenance import DLQMaintenanceWorkflow
+from dlq.workflows.bulk import BulkReplayWorkflow
+from dlq.workflows.entry import DLQEntryWorkflow
+from dlq.workflows.maintenance import DLQMaintenanceWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))

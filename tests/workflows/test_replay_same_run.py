@@ -16,10 +16,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
+from dlq.workflows.bulk import BulkReplayWorkflow
+from dlq.workflows.entry import DLQEntryWorkflow
+from dlq.workflows.maintenance import DLQMaintenanceWorkflow
 from tests.support.helpers import store, wait_status, with_config
-from workflows.bulk import BulkReplayWorkflow
-from workflows.entry import DLQEntryWorkflow
-from workflows.maintenance import DLQMaintenanceWorkflow
 
 pytestmark = pytest.mark.integration
 

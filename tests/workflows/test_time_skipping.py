@@ -15,7 +15,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.entry import EntryActivities
 from dlq import DLQConfig
 from dlq._db import create_db_engine, migrate
 from dlq._entry import new_entry_input
@@ -33,8 +32,9 @@ from dlq._procs import BIN
 from dlq._sql import get_entry_row
 from dlq._temporal import ENTRY_WORKFLOW, ensure_search_attributes, workflow_id_for
 from dlq._worker import build_worker
+from dlq.activities.entry import EntryActivities
+from dlq.workflows.entry import DLQEntryWorkflow
 from tests.support.helpers import eventually
-from workflows.entry import DLQEntryWorkflow
 
 
 @pytest.fixture(scope="module")
