@@ -326,12 +326,8 @@ class SheddingDownstream:
                 f"+-{self.jitter:.0%}; a call over {self.k} in flight is refused after "
                 f"{self.reject_time * 1000:.0f} ms")
 
-    async def call(self) -> None:
-        """One call; raises :class:`Overloaded` when refused."""
-        if self.busy >= self.k:
-            self.refused += 1
-            await asyncio.sleep(self.reject_time)
-            raise Overloaded("downstream at capacity")
+    async def serve_one(self) -> None:
+        """Serve one call: ``service_time`` +- ``jitter``, counted in ``busy`` and ``ok``."""
         self.busy += 1
         try:
             await asyncio.sleep(self.service_time
@@ -339,6 +335,14 @@ class SheddingDownstream:
         finally:
             self.busy -= 1
         self.ok += 1
+
+    async def call(self) -> None:
+        """One call; raises :class:`Overloaded` when refused."""
+        if self.busy >= self.k:
+            self.refused += 1
+            await asyncio.sleep(self.reject_time)
+            raise Overloaded("downstream at capacity")
+        await self.serve_one()
 
 
 class QueueingDownstream(SheddingDownstream):
@@ -373,13 +377,7 @@ class QueueingDownstream(SheddingDownstream):
 
     async def _serve(self) -> None:
         async with self._workers:
-            self.busy += 1
-            try:
-                await asyncio.sleep(self.service_time
-                                    * (1 + self.jitter * (2 * self.rng.random() - 1)))
-            finally:
-                self.busy -= 1
-        self.ok += 1
+            await self.serve_one()
 
 
 @dataclass

@@ -18,20 +18,13 @@ import asyncio
 import os
 
 import dlq
+from tests.support.call_log import append_call
 
 DOMAIN = "t-bulk-kill"
 
 
 def _log_call(entry: dlq.FailedOperationData) -> None:
-    path = os.environ.get("DLQ_TEST_CALL_LOG")
-    if not path:
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{entry.id} {os.getpid()}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_call("DLQ_TEST_CALL_LOG", f"{entry.id} {os.getpid()}", durable=True)
 
 
 @dlq.replay_handler(DOMAIN)

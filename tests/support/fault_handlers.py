@@ -10,21 +10,13 @@ Each call appends the entry id to the file named by ``FAULT_HANDLER_LOG``
 from __future__ import annotations
 
 import asyncio
-import os
 
 import dlq
+from tests.support.call_log import append_call
 
 
 def _log_call(entry: dlq.FailedOperationData) -> None:
-    """Append one line per handler call (one ``write`` on an O_APPEND file: atomic)."""
-    path = os.environ.get("FAULT_HANDLER_LOG")
-    if not path:
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{entry.id}\n".encode())
-    finally:
-        os.close(fd)
+    append_call("FAULT_HANDLER_LOG", entry.id)
 
 
 @dlq.replay_handler("f-parity")

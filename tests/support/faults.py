@@ -48,18 +48,8 @@ async def wait_for(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool]
     A probe that raises counts as "not yet" (the server may be restarting);
     its last error is part of the failure message.
     """
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await probe()
-            if until(last):
-                return last
-        except Exception as err:  # noqa: BLE001 - e.g. the server is still coming back
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout:g}s; last value: {last!r:.2000}")
-        await asyncio.sleep(interval)
+    return await wait_progress(probe, until, lambda _: None, stall=timeout, limit=timeout,
+                               interval=interval, what=what)
 
 
 async def wait_progress(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool],
