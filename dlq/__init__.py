@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     )
     from dlq._fields import FailureFields
     from dlq._handlers import HandlerRegistry, registry, replay_handler
-    from dlq._messages import BulkReplayProgress, EntryInput
+    from dlq._messages import AuditRecord, BulkReplayProgress, EntryInput
     from dlq._models import DLQStatus, FailedOperationData
     from dlq._results import (
         DLQBatchReplayStats,
@@ -57,6 +57,7 @@ _EXPORTS = {
     "HandlerRegistry": "dlq._handlers",
     "registry": "dlq._handlers",
     "replay_handler": "dlq._handlers",
+    "AuditRecord": "dlq._messages",
     "BulkReplayProgress": "dlq._messages",
     "EntryInput": "dlq._messages",
     "DLQStatus": "dlq._models",
@@ -78,6 +79,7 @@ _EXPORTS = {
 __all__ = [
     "AdaptiveThrottle",
     "AsyncDLQService",
+    "AuditRecord",
     "BulkReplayProgress",
     "DLQBatchReplayStats",
     "DLQConfig",

@@ -16,6 +16,7 @@ from dlq._fields import FailureFields
 from dlq._models import AuditEvent, DLQStatus, EntryState, FailedOperationData
 
 __all__ = [
+    "AuditRecord",
     "BulkFreezeInput",
     "BulkFreezeResult",
     "BulkPageInput",
@@ -63,13 +64,41 @@ class EntryInput(FailureFields):
 
 
 class EntryResult(BaseModel):
-    """Result of ``DLQEntryWorkflow`` once the entry is closed."""
+    """Result of ``DLQEntryWorkflow`` once the entry is closed.
+
+    The Web UI shows it on an entry's first page, so it says how the entry
+    ended in words (``summary``) as well as in fields. Results of runs that
+    closed before these fields existed hold only the first four.
+    """
 
     dlq_id: str
     status: DLQStatus
     retry_count: int
     version: int
+    summary: str = ""
+    closed_at: datetime | None = None
+    resolution_type: str | None = None
+    resolution_notes: str = ""
+    last_error: str | None = None
+    occurrences: int = 1
 
+
+class AuditRecord(BaseModel):
+    """One audit event as the entry workflow's ``audit`` query returns it.
+
+    The fields an operator reads (when, what, who, why, which ticket) and
+    ``text``, the same event on one line; ``get_state`` has the full events.
+    """
+
+    seq: int
+    at: datetime
+    action: str
+    actor: str | None = None
+    reason: str = ""
+    ticket_url: str | None = None
+    from_status: DLQStatus | None = None
+    to_status: DLQStatus | None = None
+    text: str = ""
 
 
 # --- updates and signals -------------------------------------------------------
