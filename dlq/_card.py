@@ -65,7 +65,7 @@ RESOLVE_JSON = json.dumps({"actor": _ACTOR, "notes": "<what you did>"})
 DISCARD_JSON = json.dumps({"actor": _ACTOR, "notes": "<why>", "status": "discarded"})
 
 COMMAND_HELP = {
-    "retry": f"Replay now, within the budget. Input (optional): {RETRY_JSON}",
+    "retry": f"Replay now, within the budget. Input: {RETRY_JSON} (or {{}})",
     "force_redrive": f"Replay past the budget with a fresh one (audited). Input: "
                      f"{FORCE_REDRIVE_JSON}",
     "resolve": f"Close as resolved, or discarded. Input: {RESOLVE_JSON} (add "

@@ -23,8 +23,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
+    from dlq import _card
     from dlq import _state as sm
+    from dlq._card import COMMAND_HELP
     from dlq._messages import (
+        AuditRecord,
         CaptureInput,
         CaptureResult,
         EntryInput,
@@ -73,7 +76,10 @@ COMMAND_INPUTS: dict[str, type[pydantic.BaseModel]] = {
 
 @workflow.defn(name="DLQEntryWorkflow")
 class DLQEntryWorkflow:
-    """One DLQ entry. Commands: ``retry``, ``force_redrive``, ``resolve``; query ``get_state``."""
+    """One DLQ entry. Commands: ``retry``, ``force_redrive``, ``resolve``.
+
+    Queries: ``get_state``, ``audit``, ``audit_text``.
+    """
 
     @workflow.init
     def __init__(self, input: EntryInput) -> None:
@@ -121,20 +127,28 @@ class DLQEntryWorkflow:
                                                     state=self._state))
         await self._quiesce()
         persister.cancel()
-        s = self._state
-        return EntryResult(dlq_id=s.id, status=s.status, retry_count=s.retry_count,
-                           version=s.version)
+        return _card.entry_result(self._state)
 
     # --- query ----------------------------------------------------------------
 
-    @workflow.query
+    @workflow.query(description=COMMAND_HELP["get_state"])
     def get_state(self) -> EntryState:
         """The entry's full state."""
         return self._state
 
+    @workflow.query(description=COMMAND_HELP["audit"])
+    def audit(self) -> list[AuditRecord]:
+        """The audit trail the workflow keeps (the newest 100 events), oldest first."""
+        return _card.audit_records(self._state)
+
+    @workflow.query(description=COMMAND_HELP["audit_text"])
+    def audit_text(self) -> str:
+        """The audit trail as text, one event per line."""
+        return _card.audit_text(self._state)
+
     # --- capture --------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(description=COMMAND_HELP["capture"])
     async def capture(self, input: CaptureInput) -> CaptureResult:
         """Sent with every store: returns once the entry's SQL row is readable.
 
@@ -159,7 +173,7 @@ class DLQEntryWorkflow:
 
     # --- commands: updates ----------------------------------------------------
 
-    @workflow.update(name="retry")
+    @workflow.update(name="retry", description=COMMAND_HELP["retry"])
     async def retry(self, input: RetryInput) -> ReplayResult:
         """Replay now, within the budget (the cap gate)."""
         return await self._command("retry", input)
@@ -169,7 +183,7 @@ class DLQEntryWorkflow:
         """Refuse a retry the entry's state does not allow, before history records it."""
         self._check("retry", input)
 
-    @workflow.update(name="force_redrive")
+    @workflow.update(name="force_redrive", description=COMMAND_HELP["force_redrive"])
     async def force_redrive(self, input: ForceRedriveInput) -> ReplayResult:
         """Replay past the cap with a fresh budget (audited)."""
         return await self._command("force_redrive", input)
@@ -179,7 +193,7 @@ class DLQEntryWorkflow:
         """Refuse a force-redrive the entry's state does not allow, before history records it."""
         self._check("force_redrive", input)
 
-    @workflow.update(name="resolve")
+    @workflow.update(name="resolve", description=COMMAND_HELP["resolve"])
     async def resolve(self, input: ResolveInput) -> ResolveResult:
         """Close the entry as resolved or discarded."""
         return await self._command("resolve", input)
@@ -191,22 +205,22 @@ class DLQEntryWorkflow:
 
     # --- commands: signals (same names, lenient input) -------------------------
 
-    @workflow.signal(name="retry")
+    @workflow.signal(name="retry", description=COMMAND_HELP["retry"])
     async def retry_signal(self, input: Any = None) -> None:
         """Fire-and-forget ``retry``; an illegal one is logged and ignored."""
         await self._signal("retry", input)
 
-    @workflow.signal(name="force_redrive")
+    @workflow.signal(name="force_redrive", description=COMMAND_HELP["force_redrive"])
     async def force_redrive_signal(self, input: Any = None) -> None:
         """Fire-and-forget ``force_redrive``; an illegal one is logged and ignored."""
         await self._signal("force_redrive", input)
 
-    @workflow.signal(name="resolve")
+    @workflow.signal(name="resolve", description=COMMAND_HELP["resolve"])
     async def resolve_signal(self, input: Any = None) -> None:
         """Fire-and-forget ``resolve``; an illegal one is logged and ignored."""
         await self._signal("resolve", input)
 
-    @workflow.signal(name="expire")
+    @workflow.signal(name="expire", description=COMMAND_HELP["expire"])
     async def expire_signal(self, input: Any = None) -> None:
         """Maintenance safety net: expire now if ``expires_at`` has passed."""
         async with self._lock:
@@ -354,15 +368,9 @@ class DLQEntryWorkflow:
         self._wake = True
 
     def _set_details(self) -> None:
-        # Current details are not a history event: cheap even for a transient state.
-        s = self._state
-        nxt = s.next_auto_attempt_at.isoformat() if s.next_auto_attempt_at else "-"
-        expires = s.expires_at.isoformat() if s.expires_at else "-"
-        workflow.set_current_details(
-            f"**{s.status}** · retries {s.retry_count}/{s.max_retries} · "
-            f"occurrences {s.occurrences}\n\nlast error: {s.last_error or '-'}\n\n"
-            f"next auto-replay: {nxt} · expires: {expires}"
-        )
+        # Current details are not a history event (the SDK answers the Web UI's
+        # metadata query with them): cheap even for a transient state.
+        workflow.set_current_details(_card.render_card(self._state, workflow.now()))
 
     async def _persist_loop(self) -> None:
         # Coalescing: each write carries the latest version and every audit event
