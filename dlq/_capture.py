@@ -25,6 +25,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from dlq._card import static_details, static_summary
 from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
 from dlq._fields import DATA_FIELDS, StoreArgs, takes_store_args
@@ -339,7 +340,6 @@ async def _claim_check(service: AsyncDLQService, entry: EntryInput) -> EntryInpu
 
 def _start_options(service: AsyncDLQService, entry: EntryInput) -> dict[str, Any]:
     status, domain, failure_type, retries = SEARCH_ATTRIBUTES
-    entity = f" {entry.entity_type}:{entry.entity_id}" if entry.entity_type else ""
     return dict(
         id=entry_workflow_id(entry),
         task_queue=service.config.task_queue,
@@ -353,9 +353,8 @@ def _start_options(service: AsyncDLQService, entry: EntryInput) -> dict[str, Any
             SearchAttributePair(failure_type, entry.failure_type),
             SearchAttributePair(retries, 0),
         ]),
-        static_summary=f"{entry.domain}/{entry.failure_type}{entity}",
-        static_details=(f"**{entry.error_code or 'error'}**: {entry.error_message[:500]}\n\n"
-                        f"recommended action: {entry.recommended_action or '-'}"),
+        static_summary=static_summary(entry),
+        static_details=static_details(entry),
     )
 
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from dlq import _state as sm
-from dlq._messages import AuditRecord, EntryResult
+from dlq._messages import AuditRecord, EntryInput, EntryResult
 from dlq._models import AuditEvent, DLQStatus, EntryState
 
 __all__ = [
@@ -38,10 +38,13 @@ __all__ = [
     "entry_result",
     "format_time",
     "human_delta",
+    "md_light",
     "md_text",
     "relative",
     "render_card",
     "result_summary",
+    "static_details",
+    "static_summary",
     "when",
 ]
 
@@ -91,6 +94,9 @@ _STATUS_MEANING = {
 # Punctuation the Web UI's Markdown renderer un-escapes after a backslash
 # (measured: it leaves the backslash before " % ' , / ; = ? @).
 _ESCAPABLE = frozenset(string.punctuation) - set("\"%',/;=?@")
+# The fields shown raw by ``temporal workflow describe`` as well: only what
+# would turn into HTML, links, emphasis or code is escaped there.
+_ESCAPABLE_LIGHT = frozenset("\\`*[]<>")
 
 
 # --- text -----------------------------------------------------------------------------
@@ -109,6 +115,11 @@ def md_text(text: str | None, limit: int = TEXT_CHARS) -> str:
     pipes are escaped with backslashes.
     """
     return "".join(f"\\{c}" if c in _ESCAPABLE else c for c in clip(text, limit))
+
+
+def md_light(text: str | None, limit: int) -> str:
+    """Like :func:`md_text`, escaping only what would become HTML, a link, emphasis or code."""
+    return "".join(f"\\{c}" if c in _ESCAPABLE_LIGHT else c for c in clip(text, limit))
 
 
 def _code(text: str) -> str:
@@ -172,6 +183,22 @@ def when(moment: datetime, now: datetime) -> str:
     return f"{relative(moment, now)} ({format_time(moment)})"
 
 
+# --- the static summary and details (set once, when the entry starts) ---------------------
+
+
+def static_summary(entry: EntryInput) -> str:
+    """One line for the workflow's static summary: ``payment/PG_TIMEOUT order:ord-1042``."""
+    entity = f" {entry.entity_type}:{entry.entity_id or ''}" if entry.entity_type else ""
+    return md_light(f"{entry.domain}/{entry.failure_type}{entity}", 2 * TEXT_CHARS)
+
+
+def static_details(entry: EntryInput) -> str:
+    """The static details: the original error and the recommended action (Markdown)."""
+    return (f"**{md_light(entry.error_code or 'error', NAME_CHARS)}**: "
+            f"{md_light(entry.error_message, ERROR_CHARS)}\n\n"
+            f"recommended action: {md_light(entry.recommended_action or '-', NAME_CHARS)}")
+
+
 # --- the card -----------------------------------------------------------------------
 
 
@@ -211,16 +238,17 @@ def _next_replay(state: EntryState, now: datetime) -> str:
     return "none: budget spent"
 
 
-def _audit_row(event: AuditEvent, now: datetime) -> str:
+def _audit_row(event: AuditEvent, now: datetime, *, tickets: bool) -> str:
     moved = f" → {event.to_status}" if event.to_status and event.from_status != event.to_status \
         else ""
     cells = [
-        f"{relative(event.at, now)} · {_utc(event.at).strftime('%m-%d %H:%M:%S')}",
+        f"{_utc(event.at).strftime('%m-%d %H:%M:%S')} ({relative(event.at, now)})",
         f"{md_text(event.action, 40)}{moved}",
         md_text(event.actor, NAME_CHARS) or "–",
         md_text(event.reason, REASON_CHARS),
-        _link(event.ticket_url),
     ]
+    if tickets:
+        cells.append(_link(event.ticket_url))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -228,13 +256,15 @@ def _audit_section(state: EntryState, now: datetime, rows: int) -> list[str]:
     events = state.audit[-rows:][::-1] if rows else []
     if not events:
         return []
+    tickets = any(e.ticket_url for e in events)
+    columns = ["when (UTC)", "action", "actor", "reason", *(["ticket"] if tickets else [])]
     return [
         f"**Audit trail**, newest first ({len(events)} of {state.audit_seq}; "
         "query `audit_text` for more):",
         "",
-        "| when (UTC) | action | actor | reason | ticket |",
-        "|---|---|---|---|---|",
-        *(_audit_row(e, now) for e in events),
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *(_audit_row(e, now, tickets=tickets) for e in events),
     ]
 
 
@@ -362,8 +392,8 @@ def result_summary(state: EntryState) -> str:
 def entry_result(state: EntryState) -> EntryResult:
     """The workflow's result for a closed entry: how it ended, in fields and in words."""
     return EntryResult(
-        dlq_id=state.id, status=state.status, retry_count=state.retry_count,
-        version=state.version, summary=result_summary(state), closed_at=state.closed_at,
+        dlq_id=state.id, status=state.status, summary=result_summary(state),
+        retry_count=state.retry_count, version=state.version, closed_at=state.closed_at,
         resolution_type=state.resolution_type,
         resolution_notes=clip(state.resolution_notes, RESULT_TEXT_CHARS),
         last_error=clip(state.last_error, RESULT_TEXT_CHARS) if state.last_error else None,

@@ -68,14 +68,15 @@ class EntryResult(BaseModel):
 
     The Web UI shows it on an entry's first page, so it says how the entry
     ended in words (``summary``) as well as in fields. Results of runs that
-    closed before these fields existed hold only the first four.
+    closed before these fields existed hold only ``dlq_id``, ``status``,
+    ``retry_count`` and ``version``.
     """
 
     dlq_id: str
     status: DLQStatus
+    summary: str = ""
     retry_count: int
     version: int
-    summary: str = ""
     closed_at: datetime | None = None
     resolution_type: str | None = None
     resolution_notes: str = ""

@@ -129,12 +129,20 @@ def test_card_shows_the_newest_audit_events_first() -> None:
                      actor="alice", reason="PG fixed in INC-7",
                      ticket_url="https://tickets.example.com/INC-7")
     card = _card.render_card(state, T0 + timedelta(minutes=10))
-    rows = [line for line in card.splitlines() if line.startswith("| ") and " ago" in line]
+    rows = [line for line in card.splitlines() if line.startswith("| ") and " ago)" in line]
     assert len(rows) == _card.AUDIT_ROWS
-    assert rows[0] == ("| 1 min ago · 11-29 04:09:08 | force\\_redrive → replaying | alice "
+    assert rows[0] == ("| 11-29 04:09:08 (1 min ago) | force\\_redrive → replaying | alice "
                        "| PG fixed in INC\\-7 | [tickets\\.example\\.com/INC\\-7]"
                        "(<https://tickets.example.com/INC-7>) |")
+    assert rows[1].startswith("| 11-29 04:03:09 (6 min 59 s ago) | replay\\_failed → "
+                              "requires_review | – | PaymentGatewayError")
+    assert "| when (UTC) | action | actor | reason | ticket |" in card
     assert "5 of 6" in card
+
+
+def test_the_ticket_column_shows_only_when_an_event_has_a_ticket() -> None:
+    card = _card.render_card(at_cap(), T0 + timedelta(minutes=10))
+    assert "| when (UTC) | action | actor | reason |\n|---|---|---|---|" in card
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -311,3 +319,15 @@ def test_entry_result_is_readable_and_bounded() -> None:
     assert result.closed_at == T0
     assert len(result.resolution_notes) == _card.RESULT_TEXT_CHARS
     assert result.last_error == "PaymentGatewayError: currency_not_supported"
+
+
+def test_static_summary_and_details_are_short_and_inert() -> None:
+    entry = EntryInput(dlq_id="e1", domain="payment", failure_type="PG_TIMEOUT",
+                       entity_type="order", entity_id="ord-1042", error_code="504",
+                       error_message='<a href="https://evil.example">fix it</a> ' + "x" * 5000,
+                       recommended_action="replay")
+    assert _card.static_summary(entry) == "payment/PG_TIMEOUT order:ord-1042"
+    details = _card.static_details(entry)
+    assert details.startswith('**504**: \\<a href="https://evil.example"\\>fix it\\</a\\> xxx')
+    assert details.endswith("…\n\nrecommended action: replay")
+    assert len(details) < 2 * _card.ERROR_CHARS

@@ -107,7 +107,7 @@ async def test_force_redrive_and_discard_signals_with_ui_json(ts_env: WorkflowEn
     assert (forced.actor, forced.reason, forced.ticket_url) == (
         "alice", "PG fixed", "https://t.example/INC-7")
     details = await card(handle)
-    assert "| force\\_redrive → replaying | alice | PG fixed |" in details
+    assert "| force\\_redrive → replaying | alice | PG fixed |" in details  # the ticket follows
     assert "[t\\.example/INC\\-7](<https://t.example/INC-7>)" in details
     text = await handle.query("audit_text", result_type=str)
     assert "force_redrive · requires_review → replaying · by alice" in text
