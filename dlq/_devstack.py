@@ -32,6 +32,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
@@ -264,8 +265,11 @@ def _print_guide(stack: DevStack, entries: list[DemoEntry]) -> None:
     console.print(f"[bold]Web UI[/]          {stack.ui_url}  "
                   f"[dim](workflows: {stack.ui_url}/namespaces/{stack.config.namespace}"
                   "/workflows)[/]", soft_wrap=True)
-    console.print('[bold]UI list filter[/]  DlqStatus="requires_review" AND DlqDomain="payment"',
-                  soft_wrap=True)
+    query = quote('DlqStatus="requires_review"')
+    console.print(f"[bold]Needs a person[/]  {stack.ui_url}/namespaces/{stack.config.namespace}"
+                  f"/workflows?query={query}", soft_wrap=True)
+    console.print("                [dim]open an entry, then its User Metadata tab: the card "
+                  "says what to do (docs/operating.md, The Temporal Web UI)[/]", soft_wrap=True)
     commands = [
         ("Replay the pending inventory entry now (its handler succeeds -> resolved):",
          _cli(stack, "workflow", "signal", "--workflow-id", pending, "--name", "retry",
@@ -273,8 +277,9 @@ def _print_guide(stack: DevStack, entries: list[DemoEntry]) -> None:
         ("Resolve the poison-pill payment by hand:",
          _cli(stack, "workflow", "signal", "--workflow-id", review, "--name", "resolve",
               "--input", '{"notes":"fixed by hand"}')),
-        ("Show an entry's full state (attempts, audit trail):",
-         _cli(stack, "workflow", "query", "--workflow-id", review, "--name", "get_state")),
+        ("Show an entry's audit trail (get_state has everything):",
+         _cli(stack, "workflow", "query", "--workflow-id", review, "--name", "audit",
+              "--output", "json")),
         ("List the entries that need a human:",
          _cli(stack, "workflow", "list", "--query", 'DlqStatus="requires_review"')),
     ]
