@@ -172,5 +172,7 @@ async def test_current_details_follow_transitions(service: dlq.AsyncDLQService,
     await service.retry_entry(dlq_id)
     meta = await client.get_workflow_handle(workflow_id_for(dlq_id)).query(
         "__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    assert "**pending** · retries 1/2" in meta.current_details
-    assert "RuntimeError: downstream refused" in meta.current_details
+    assert meta.current_details.startswith("### pending · retries 1 of 2 used")
+    last_error = next(line for line in meta.current_details.splitlines()
+                      if line.startswith("**Last error** (attempt 1, manual, "))
+    assert "): RuntimeError\\: downstream refused" in last_error
