@@ -137,7 +137,10 @@ def _link(url: str | None) -> str:
     if not url:
         return ""
     text = clip(url, URL_CHARS)
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. "http://[": not a URL, only text
+        return md_text(url, URL_CHARS)
     if parts.scheme not in ("http", "https") or not parts.netloc or text != url.strip():
         return md_text(url, URL_CHARS)
     label = md_text(f"{parts.netloc}{parts.path}".rstrip("/"), 48)
@@ -221,10 +224,6 @@ def action_signals(state: EntryState) -> list[tuple[str, str, str]]:
     return actions
 
 
-def _budget(state: EntryState) -> str:
-    return f"retries {state.retry_count} of {state.max_retries} used"
-
-
 def _next_replay(state: EntryState, now: datetime) -> str:
     if sm.is_closed(state):
         return "none: closed"
@@ -268,37 +267,40 @@ def _audit_section(state: EntryState, now: datetime, rows: int) -> list[str]:
     ]
 
 
-def _resolution(state: EntryState) -> str | None:
-    if state.status not in (DLQStatus.RESOLVED, DLQStatus.DISCARDED, DLQStatus.EXPIRED):
-        return None
-    return result_summary(state)
-
-
 def render_card(state: EntryState, now: datetime, *, audit_rows: int = AUDIT_ROWS) -> str:
     """The entry's current details: Markdown for the Web UI, at most :data:`CARD_LIMIT` chars.
 
     Status and budget first, then the last error, the next automatic
     replay and the expiry (relative to ``now`` and absolute), occurrences,
     the signals an operator can send now with their input, and the newest
-    audit events.
+    audit events. Never raises: the workflow sets the card in its workflow
+    task, and a failing task would stop the entry.
 
     Args:
         state: The entry.
         now: The time to describe against (``workflow.now()`` in the workflow).
         audit_rows: How many of the newest audit events to show.
     """
+    try:
+        return _render(state, now, audit_rows)
+    except Exception as err:  # noqa: BLE001 - a view must not stop the entry (see above)
+        return (f"### {state.status} · retries {state.retry_count} of {state.max_retries} "
+                f"used\n\nThe card could not be rendered ({type(err).__name__}); query "
+                "`get_state`.")
+
+
+def _render(state: EntryState, now: datetime, audit_rows: int) -> str:
     entity = (f" · {md_text(state.entity_type, NAME_CHARS)}:{md_text(state.entity_id, NAME_CHARS)}"
               if state.entity_type or state.entity_id else "")
     lines = [
-        f"### {state.status} · {_budget(state)}",
+        f"### {state.status} · retries {state.retry_count} of {state.max_retries} used",
         f"{_STATUS_MEANING.get(state.status, '')} · **{md_text(state.domain, NAME_CHARS)} / "
         f"{md_text(state.failure_type, NAME_CHARS)}**{entity} · occurrences "
         f"{state.occurrences} · id {_code(state.id)}",
         "",
     ]
-    resolution = _resolution(state)
-    if resolution:
-        lines += [f"**Outcome:** {md_text(resolution, ERROR_CHARS)}", ""]
+    if state.status in (DLQStatus.RESOLVED, DLQStatus.DISCARDED, DLQStatus.EXPIRED):
+        lines += [f"**Outcome:** {md_text(result_summary(state), ERROR_CHARS)}", ""]
     if state.last_error:
         attempt = state.attempts[-1] if state.attempts else None
         seen = (f" (attempt {attempt.number}, {attempt.trigger}, {relative(attempt.at, now)})"

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from temporalio.workflow import _Definition
 
 from dlq import _card
@@ -213,6 +215,10 @@ def test_caller_text_cannot_inject_html_links_or_table_cells() -> None:
     assert "www\\.evil" in card and "\\| \\*b\\*" in card and "pay\\|ment" in card
 
 
+def test_a_ticket_that_is_not_a_url_is_text() -> None:
+    assert _card._link("http://[") == _card.md_text("http://[") == "http\\://\\["
+
+
 def test_only_http_ticket_urls_become_links() -> None:
     assert _card._link("https://t.example/INC-1") == \
         "[t\\.example/INC\\-1](<https://t.example/INC-1>)"
@@ -331,3 +337,40 @@ def test_static_summary_and_details_are_short_and_inert() -> None:
     assert details.startswith('**504**: \\<a href="https://evil.example"\\>fix it\\</a\\> xxx')
     assert details.endswith("…\n\nrecommended action: replay")
     assert len(details) < 2 * _card.ERROR_CHARS
+
+
+# Text rich in what Markdown and URLs treat specially, and any other character.
+MARKUP = st.text(alphabet=st.one_of(st.sampled_from("[]()<>:/@?#%|*_`\\!.- "), st.characters()))
+URLISH = st.one_of(MARKUP, st.builds(lambda a, b: f"{a}://{b}",
+                                     st.sampled_from(["http", "https", "javascript", "ftp"]),
+                                     MARKUP))
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(MARKUP, min_size=6, max_size=6), ticket=URLISH,
+       notes=MARKUP, seconds=st.integers(-10**9, 10**9))
+def test_any_text_renders_a_bounded_card(texts: list[str], ticket: str, notes: str,
+                                          seconds: int) -> None:
+    # The workflow renders in its workflow task: whatever callers and operators
+    # sent, rendering must neither raise (the entry would stop) nor grow.
+    state = at_cap()
+    state.domain, state.failure_type, state.entity_type, state.entity_id = texts[:4]
+    state.last_error = texts[4]
+    sm.begin_attempt(state, T0, trigger="force", force=True, actor=texts[5], reason=notes,
+                     ticket_url=ticket)
+    now = T0 + timedelta(seconds=seconds)
+    card = _card._render(state, now, _card.AUDIT_ROWS)  # not the fallback: a bug must show
+    assert len(card) <= _card.CARD_LIMIT
+    sm.resolve(state, now, status="discarded", notes=notes, resolution_type=texts[0],
+               actor=texts[5])
+    assert len(_card._render(state, now, _card.AUDIT_ROWS)) <= _card.CARD_LIMIT
+    assert _card.entry_result(state).status == "discarded"
+    assert _card.audit_text(state)
+
+
+def test_a_card_that_cannot_render_falls_back_instead_of_raising() -> None:
+    state = at_cap()
+    state.audit[-1] = None  # type: ignore[call-overload] - a broken state on purpose
+    card = _card.render_card(state, T0)
+    assert card.startswith("### requires_review · retries 2 of 2 used")
+    assert "could not be rendered (AttributeError)" in card
