@@ -27,26 +27,10 @@ from dlq import _state as sm
 from dlq._messages import AuditRecord, EntryInput, EntryResult
 from dlq._models import AuditEvent, DLQStatus, EntryState
 
-__all__ = [
-    "AUDIT_ROWS",
-    "CARD_LIMIT",
-    "COMMAND_HELP",
-    "action_signals",
-    "audit_records",
-    "audit_text",
-    "clip",
-    "entry_result",
-    "format_time",
-    "human_delta",
-    "md_light",
-    "md_text",
-    "relative",
-    "render_card",
-    "result_summary",
-    "static_details",
-    "static_summary",
-    "when",
-]
+__all__ = ["AUDIT_ROWS", "CARD_LIMIT", "COMMAND_HELP", "action_signals", "audit_records",
+           "audit_text", "clip", "entry_result", "format_time", "human_delta", "md_light",
+           "md_text", "relative", "render_card", "result_summary", "static_details",
+           "static_summary", "when"]
 
 CARD_LIMIT = 6000
 """Most characters a card may have (the worst case the unit tests build: about 3,900)."""
