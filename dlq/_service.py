@@ -96,7 +96,10 @@ class AsyncDLQService:
                     timeout=self.config.store_timeout,
                 )
             except (TimeoutError, RuntimeError) as err:
-                raise DLQUnavailableError() from err
+                reason = str(err).split("(", 1)[0].strip() or type(err).__name__
+                raise DLQUnavailableError(
+                    f"cannot reach Temporal at {self.config.temporal_address} ({reason}); is it "
+                    "running, and is DLQ_TEMPORAL_ADDRESS right?") from err
         return self._client
 
     async def close(self) -> None:
