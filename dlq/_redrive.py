@@ -225,11 +225,12 @@ def _bulk_errors(workflow_id: str, action: str) -> Iterator[None]:
     try:
         yield
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise DLQEntryNotFoundError(f"no bulk redrive {workflow_id}") from None
+        # Temporal answers NOT_FOUND for a closed workflow too; its message tells.
         if "completed" in err.message or "already finished" in err.message:
             raise DLQStateConflictError(f"bulk redrive {workflow_id} has already ended; it "
                                         f"accepts no {action}") from None
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise DLQEntryNotFoundError(f"no bulk redrive {workflow_id}") from None
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise DLQUnavailableError(f"cannot reach Temporal: {err.message}") from err
         raise DLQError(f"{action} of bulk redrive {workflow_id} failed: {err.message}") from err
@@ -260,13 +261,13 @@ async def get_bulk_replay(service: AsyncDLQService, workflow_id: str) -> BulkRep
     """
     workflow_id = service.bulk_workflow_id(workflow_id)
     client = await service.get_client()
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle(workflow_id, result_type=BulkReplayProgress)
     with _bulk_errors(workflow_id, "progress query"):
         # Described before the query: a page counted in between is then
         # recognised by its cursor and not counted twice.
         described = await handle.describe()
         if described.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result(result_type=BulkReplayProgress)
+            return await handle.result()
         progress = await handle.query("get_progress", result_type=BulkReplayProgress)
     if described.status != WorkflowExecutionStatus.RUNNING:
         progress.status = str(described.status.name).lower() if described.status else "unknown"
