@@ -113,14 +113,18 @@ def as_public_error(err: BaseException, *, database_url: str = "",
             where += f" at {make_url(database_url).render_as_string(hide_password=True)}"
         except Exception:  # noqa: BLE001 - only for the message
             pass
-    if isinstance(err, sqlalchemy.exc.DBAPIError):
-        first = str(getattr(err, "orig", err) or err).strip().splitlines()
-        detail = first[0] if first else type(err).__name__
+    # SQLAlchemy wraps driver errors; the hot read path meets them bare.
+    raw = err.orig if isinstance(err, sqlalchemy.exc.DBAPIError) else err
+    driver = type(raw).__module__.split(".")[0] in ("sqlite3", "psycopg", "psycopg2")
+    if isinstance(err, sqlalchemy.exc.DBAPIError) or driver:
+        first = str(raw or err).strip().splitlines()
+        detail = first[0] if first else type(raw).__name__
         if "no such table" in detail or ("relation" in detail and "does not exist" in detail):
             return DLQUnavailableError(
                 f"{where} has no DLQ schema ({detail}); check DLQ_HOME or DLQ_DATABASE_URL, "
                 "or create it with `dlq migrate`")
-        if isinstance(err, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        names = {cls.__name__ for cls in type(raw).__mro__} | {type(err).__name__}
+        if names & {"OperationalError", "InterfaceError"}:
             return DLQUnavailableError(f"cannot reach {where}: {detail}")
         return None
     if isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAVAILABLE,
