@@ -219,8 +219,8 @@ def test_redrive_command_line(config: DLQConfig, monkeypatch: pytest.MonkeyPatch
     runner = CliRunner()
     preview = runner.invoke(app, ["redrive", "--failure-type", ftype, "--dry-run"])
     assert preview.exit_code == 0 and "4 entries would be replayed" in preview.output
-    missing = runner.invoke(app, ["redrive", "--failure-type", ftype, "--reason", "x"])
-    assert missing.exit_code == 1 and "actor_id" in missing.output
+    missing = runner.invoke(app, ["redrive", "--failure-type", ftype])
+    assert missing.exit_code == 2 and "reason" in missing.output
     done = runner.invoke(app, ["redrive", "--failure-type", ftype, "--actor", "ops",
                                "--reason", "cli test", "--wait"])
     assert done.exit_code == 0 and "completed" in done.output, done.output

@@ -148,19 +148,19 @@ def test_dlq_command_line(config: DLQConfig, monkeypatch: pytest.MonkeyPatch) ->
         a = svc.store_failure("t-fail", "X", recommended_action="manual_check").dlq_id
         b = svc.store_failure("payment", "X", recommended_action="manual_check").dlq_id
     out = runner.invoke(app, ["retry", a])
-    assert out.exit_code == 0 and "pending" in out.output
+    assert out.exit_code == 5 and "pending" in out.output  # the replay ran and failed
     runner.invoke(app, ["retry", a])
     conflict = runner.invoke(app, ["retry", a])
     assert conflict.exit_code == 9 and "DLQStateConflictError" in conflict.output
     missing = runner.invoke(app, ["force-redrive", a, "--actor", "ops", "--reason", " "])
-    assert missing.exit_code == 1 and "reason" in missing.output
+    assert missing.exit_code == 2 and "reason" in missing.output
     forced = runner.invoke(app, ["force-redrive", a, "--actor", "ops", "--reason", "fixed"])
-    assert forced.exit_code == 0, forced.output
+    assert forced.exit_code == 5, forced.output  # t-fail fails again
     shown = runner.invoke(app, ["show", a, "--json"])
     detail = json.loads(shown.output)
     assert [e["action"] for e in detail["audit_events"]].count("force_redrive") == 1
     batch = runner.invoke(app, ["resolve", b, "nope", "--notes", "cli"])
-    assert batch.exit_code == 1 and "DLQEntryNotFoundError" in batch.output
+    assert batch.exit_code == 4 and "DLQEntryNotFoundError" in batch.output
     assert runner.invoke(app, ["show", "nope"]).exit_code == 4
 
 
