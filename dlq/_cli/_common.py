@@ -121,8 +121,24 @@ def run(call: Callable[[DLQService], Any]) -> Any:
 
 
 def _first_line(err: BaseException) -> str:
+    """One line about ``err`` (a settings error names each bad variable)."""
+    errors = getattr(err, "errors", None)
+    if callable(errors) and type(err).__name__ == "ValidationError":
+        try:
+            return "; ".join(_setting_error(e) for e in errors())
+        except (TypeError, KeyError):
+            pass
     lines = str(err).strip().splitlines()
     return lines[0] if lines else type(err).__name__
+
+
+def _setting_error(error: dict[str, Any]) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    name = f"DLQ_{'.'.join(map(str, error['loc'])).upper()}"
+    return message if message.startswith(name) else f"{name}: {message}"
+
+
+describe = _first_line
 
 
 def print_json(value: Any) -> None:

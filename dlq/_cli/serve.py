@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dlq._cli._common import BAD_INPUT, app, console, fail
+from dlq._cli._common import BAD_INPUT, app, console, describe, fail
 
 DEFAULT_PORT = 8000
 
@@ -42,7 +42,7 @@ def serve(
             host = "127.0.0.1"
         application = create_app(config, insecure_local=not config.api_tokens)
     except ValueError as err:
-        raise fail(str(err).splitlines()[0], BAD_INPUT) from None
+        raise fail(describe(err), BAD_INPUT) from None
     console.print(f"DLQ console and API on http://{host}:{port}/ (OpenAPI: /docs)",
                   soft_wrap=True)
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)

@@ -212,3 +212,30 @@ def test_from_another_folder_outages_and_debug(base_configs: dict[str, DLQConfig
     assert "Traceback" not in retry.stderr
     debug = _dlq(["--debug", "list"], cwd=tmp_path, env=empty)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_serve_refuses_to_start_without_tokens(tmp_path: Path) -> None:
+    import asyncio
+    import urllib.request
+
+    from dlq._procs import free_port
+    from dlq._serve_process import ServeProcess
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DLQ_")}
+    env = {**base, "DLQ_HOME": str(tmp_path / "home")}
+    assert _dlq(["migrate"], cwd=tmp_path, env=env).returncode == 0
+    refused = _dlq(["serve", "--port", str(free_port())], cwd=tmp_path, env=env)
+    assert refused.returncode == BAD_INPUT and "DLQ_API_TOKENS" in refused.stderr
+    public = _dlq(["serve", "--insecure-local", "--host", "0.0.0.0"], cwd=tmp_path, env=env)
+    assert public.returncode == BAD_INPUT and "127.0.0.1 only" in public.stderr
+    bad_tokens = _dlq(["serve"], cwd=tmp_path, env={**env, "DLQ_API_TOKENS": "a:root:x"})
+    assert bad_tokens.returncode == BAD_INPUT and "Traceback" not in bad_tokens.stderr
+    serve = ServeProcess(port=free_port(), insecure_local=True, env=env,
+                         log_path=tmp_path / "serve.log")
+    serve.start()
+    try:
+        asyncio.run(serve.wait_ready(60))
+        with urllib.request.urlopen(f"{serve.url}/api/stats") as answer:
+            assert json.loads(answer.read())["total"] >= 0
+    finally:
+        serve.stop(10)
