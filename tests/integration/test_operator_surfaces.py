@@ -17,7 +17,7 @@ from dlq import DLQConfig, DLQService, workflow_id_for
 from dlq._messages import EntryInput
 from dlq._procs import BIN
 from tests.support.handlers import calls
-from tests.support.helpers import store, wait_status
+from tests.support.helpers import eventually, store, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -174,3 +174,20 @@ async def test_current_details_follow_transitions(service: dlq.AsyncDLQService,
         "__temporal_workflow_metadata", result_type=WorkflowMetadata)
     assert "**pending** · retries 1/2" in meta.current_details
     assert "RuntimeError: downstream refused" in meta.current_details
+
+
+async def test_cli_signal_edits_data_and_bad_edits_change_nothing(
+        service: dlq.AsyncDLQService, temporal_address: str) -> None:
+    dlq_id = await store(service, "payment", request_data={"amount": 1})
+    wid = workflow_id_for(dlq_id)
+    for bad in ('{"request_data": {"amount": 2}}',  # no actor: ignored
+                '{"actor": "ops", "metadata": {"x": 1}}'):  # nothing editable: ignored
+        await asyncio.to_thread(temporal_cli, temporal_address, "workflow", "signal",
+                                "--workflow-id", wid, "--name", "edit_data", "--input", bad)
+    await asyncio.to_thread(temporal_cli, temporal_address, "workflow", "signal",
+                            "--workflow-id", wid, "--name", "edit_data", "--input",
+                            '{"actor": "ops", "request_data": {"amount": 3}}')
+    entry = await eventually(lambda: service.get_entry(dlq_id), lambda e: e["data_edits"] == 1)
+    assert entry["request_data"] == {"amount": 3}
+    assert entry["original_data"]["request_data"] == {"amount": 1}
+    assert [e["action"] for e in entry["audit_events"]] == ["created", "edit_data"]
