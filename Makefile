@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[test]'
 	touch $@
 
-# Temporal dev server + DLQ worker + demo entries, until Ctrl-C (state in .dlq/).
-# Ports: DLQ_DEV_PORT (7233) and DLQ_DEV_UI_PORT (8233).
+# Temporal dev server + DLQ worker + dlq serve (API and console on :8000) + demo entries,
+# until Ctrl-C. State in DLQ_HOME (default ~/.dlq, absolute: `dlq` works from any folder).
+# Ports: DLQ_DEV_PORT (7233), DLQ_DEV_UI_PORT (8233) and DLQ_DEV_HTTP_PORT (8000).
 run: venv
 	$(BIN)/python -m dlq._devstack
 

@@ -16,7 +16,9 @@ from dlq._throttle import AdaptiveThrottle, Permit
 
 # Replays in flight per page when the adaptive throttle is off.
 UNTHROTTLED_CONCURRENCY = 32
-HEARTBEAT_EVERY = 3.0
+# Heartbeats carry the outcomes (progress during a page) and bring a pause or
+# cancel (a heartbeat's answer): often enough that both act within a second.
+HEARTBEAT_EVERY = 0.25
 
 
 class BulkActivities:
@@ -53,9 +55,13 @@ class BulkActivities:
     async def replay_bulk_page(self, input: BulkPageInput) -> BulkPageResult:
         """Replay the next page of the frozen set, paced, and report the outcomes.
 
-        Outcomes are heartbeated as they come (and every few seconds while
-        waiting), so a retry after a lost worker skips what is done; the
-        per-entry update id deduplicates the rest.
+        Outcomes are heartbeated as they come (and several times a second
+        while waiting), so a retry after a lost worker skips what is done; the
+        per-entry update id deduplicates the rest. The second heartbeat detail
+        names the page (``after``), so progress reads can add the running
+        page's outcomes. Cancelled (the redrive was paused or cancelled), the
+        page starts no more replays, waits for those already sent and returns
+        them with ``interrupted``.
         """
         ids = await asyncio.to_thread(self.service.repository.bulk_page_ids, input.bulk_id,
                                       input.after, input.limit)
@@ -67,6 +73,8 @@ class BulkActivities:
         pacer = _Pacer(None if throttle else input.rate_per_second)
         stop: str | None = None
         in_flight: set[asyncio.Task[None]] = set()
+        page = {"after": input.after}
+        interrupted = False
 
         async def one(pk: str, permit: Permit | None) -> None:
             started = time.monotonic()
@@ -79,13 +87,13 @@ class BulkActivities:
                                    latency=time.monotonic() - started)
                 else:
                     gate.release()
-            activity.heartbeat(outcomes)
+            activity.heartbeat(outcomes, page)
 
         async def keep_alive() -> None:
             # A page may wait long on the throttle or a slow handler; a lost
-            # worker must still be noticed within the heartbeat timeout.
+            # worker must still be noticed, and a cancel must still arrive.
             while True:
-                activity.heartbeat(outcomes)
+                activity.heartbeat(outcomes, page)
                 await asyncio.sleep(HEARTBEAT_EVERY)
 
         beat = asyncio.create_task(keep_alive())
@@ -106,7 +114,16 @@ class BulkActivities:
                         break
                 in_flight.add(asyncio.create_task(one(pk, permit)))
                 in_flight = {t for t in in_flight if not t.done()}
-            await asyncio.gather(*in_flight)
+            if in_flight:
+                # wait(), not gather(): a cancel must not cancel replays already sent.
+                await asyncio.wait(in_flight)
+        except asyncio.CancelledError:
+            # Paused or cancelled: start nothing more; the replays already sent
+            # run to their end in their entries, so wait and count them.
+            interrupted = True
+            running = {t for t in in_flight if not t.done()}
+            if running:
+                await asyncio.wait(running)
         finally:
             beat.cancel()
         if throttle is not None and stop is None and throttle.health == "emergency":
@@ -122,7 +139,7 @@ class BulkActivities:
                 break
             last = pk
         return BulkPageResult(last=last, processed=len(done), errors=errors[:20],
-                              early_stop_reason=stop, **counts)
+                              early_stop_reason=stop, interrupted=interrupted, **counts)
 
     async def _replay(self, pk: str, input: BulkPageInput, errors: list[str]) -> str:
         try:

@@ -48,7 +48,8 @@ class EntryActivities:
                 payload = repo.load_payload(session=session, entry_id=state.payload_ref) or {}
                 state = state.model_copy(update=payload)
             applied = repo.upsert_entry(session=session, state=state,
-                                        include_data=input.include_data)
+                                        include_data=input.include_data,
+                                        data_changed=input.data_changed)
             repo.append_audit_events(session=session, entry_id=input.state.id,
                                      events=input.events)
             session.commit()

@@ -184,6 +184,7 @@ def _row(rng: random.Random, i: int, created: datetime, domain: str, entity_type
         # Columns of later migrations; seeders drop keys the table does not have.
         "dedup_key": f"{failure_type}:{entity_id}" if rng.random() < 0.3 else None,
         "last_seen_at": created,
+        "data_edits": 0,
     }
 
 

@@ -153,6 +153,8 @@ class DLQService:
     force_redrive_entry = _blocking(AsyncDLQService.force_redrive_entry)
     resolve_entry = _blocking(AsyncDLQService.resolve_entry)
     resolve_entries_batch = _blocking(AsyncDLQService.resolve_entries_batch)
+    edit_entry_data = _blocking(AsyncDLQService.edit_entry_data)
+    resolve_entry_id = _blocking(AsyncDLQService.resolve_entry_id)
     get_entry = _blocking(AsyncDLQService.get_entry)
     get_entry_by_id = _blocking(AsyncDLQService.get_entry_by_id)
     list_entries = _here(AsyncDLQService.list_entries, _queries.read_page)
@@ -171,6 +173,9 @@ class DLQService:
     cleanup_old_entries = _blocking(AsyncDLQService.cleanup_old_entries)
     get_cleanup_stats = _blocking(AsyncDLQService.get_cleanup_stats)
     run_maintenance = _blocking(AsyncDLQService.run_maintenance)
+    list_purges = _blocking(AsyncDLQService.list_purges)
+    get_purge = _blocking(AsyncDLQService.get_purge)
+    find_purged_entry = _blocking(AsyncDLQService.find_purged_entry)
     drain_outbox = _blocking(AsyncDLQService.drain_outbox)
     retry_entry_as = _blocking(AsyncDLQService.retry_entry_as)
     replay = _blocking(AsyncDLQService.replay)
@@ -181,6 +186,10 @@ class DLQService:
     wait_bulk_replay = _blocking(AsyncDLQService.wait_bulk_replay)
     signal_bulk_replay = _blocking(AsyncDLQService.signal_bulk_replay)
     get_capture_stats = _blocking(AsyncDLQService.get_capture_stats)
+
+    def bulk_workflow_id(self, ref: str) -> str:
+        """The workflow id of the bulk redrive ``ref`` names (``dlq-bulk-<hex>`` or ``<hex>``)."""
+        return self.aio.bulk_workflow_id(ref)
 
     def close(self) -> None:
         """Release the SQL engine and stop the private loop thread."""

@@ -57,6 +57,8 @@ COMMAND_HELP = {
                      f"{FORCE_REDRIVE_JSON}",
     "resolve": f"Close as resolved, or discarded. Input: {RESOLVE_JSON} (add "
                f"\"status\": \"discarded\" to discard)",
+    "edit_data": "Edit the data before the next replay (JSON merge patches, audited). Input: "
+                 '{"actor": "<you>", "reason": "<why>", "request_data": {"<key>": "<value>"}}',
     "expire": "Maintenance only: expire the entry if its expiry time has passed.",
     "capture": "Used by DLQ clients when they store a failure; not for operators.",
     "get_state": "The entry's full state (fields, attempts, audit trail) as JSON.",

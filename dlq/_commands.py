@@ -15,14 +15,23 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dlq._checks import check_resolve_status
 from dlq._errors import ERROR_TYPES, DLQEntryNotFoundError, DLQError, DLQStateConflictError
-from dlq._messages import ForceRedriveInput, ReplayResult, ResolveInput, ResolveResult, RetryInput
+from dlq._messages import (
+    EditDataInput,
+    EditDataResult,
+    ForceRedriveInput,
+    ReplayResult,
+    ResolveInput,
+    ResolveResult,
+    RetryInput,
+)
+from dlq._patch import check_patch
 from dlq._temporal import workflow_id_for
 
 if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
 
-__all__ = ["force_redrive_entry", "resolve_entries_batch", "resolve_entry", "retry_entry",
-           "retry_entry_as"]
+__all__ = ["edit_entry_data", "force_redrive_entry", "resolve_entries_batch", "resolve_entry",
+           "retry_entry", "retry_entry_as"]
 
 T = TypeVar("T")
 # The reference's result keys (ReplayResult also carries an internal ``error``).
@@ -166,6 +175,45 @@ async def resolve_entries_batch(service: AsyncDLQService, pks: list[str],
     resolved = sum(r["success"] for r in results)
     return {"total": len(pks), "resolved": resolved, "failed": len(pks) - resolved,
             "chunks": chunks, "results": results}
+
+
+async def edit_entry_data(service: AsyncDLQService, pk: str, *,
+                          request_data: dict[str, Any] | None = None,
+                          snapshot_data: dict[str, Any] | None = None,
+                          actor: str | None = None, reason: str = "") -> dict[str, Any]:
+    """Edit an entry's data before its next replay (audited, with the diff).
+
+    ``request_data`` and ``snapshot_data`` are JSON merge patches (RFC 7396)
+    on the entry's current data: objects merge, ``None`` (JSON ``null``)
+    removes a key, anything else replaces. The entry workflow applies the
+    edit, keeps the data as captured (``original_data``, shown by
+    :meth:`get_entry`), records the diff, the actor and the reason in the
+    audit trail, and the next replay gets the edited data. Entries whose
+    data was claim-checked to SQL (over ``DLQ_PAYLOAD_INLINE_BYTES``) cannot
+    be edited, nor can an edit make the data larger than that.
+
+    Returns:
+        Dict with ``success``, ``id``, ``status``, ``data_edits`` (how many
+        edits so far) and ``diff`` (``path``, ``op``, ``old``, ``new``).
+
+    Raises:
+        ValueError: No actor, a malformed patch, an edit that changes
+            nothing, or edited data over the inline limit.
+        DLQEntryNotFoundError: Unknown id (404).
+        DLQStateConflictError: Entry closed or replaying (409).
+        DLQError: The entry's data is claim-checked (400).
+    """
+    if not (actor or "").strip():
+        raise ValueError("edit_entry_data requires an actor")
+    patch = check_patch({name: value for name, value in (("request_data", request_data),
+                                                         ("snapshot_data", snapshot_data))
+                         if value is not None})
+    result = await _update(
+        service, pk, "edit_data",
+        EditDataInput(dlq_id=pk, actor=actor, reason=reason or "",
+                      max_bytes=service.config.payload_inline_bytes, **patch),
+        EditDataResult)
+    return result.model_dump(mode="json")
 
 
 async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any
 
@@ -11,11 +12,29 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dlq._filters import parse_sla_thresholds
+from dlq._tokens import ApiToken, parse_api_tokens
 
 __all__ = ["DLQConfig", "DLQSettings"]
 
-DEFAULT_DATABASE_URL = "sqlite:///.dlq/dlq.db"
-DEFAULT_OUTBOX_PATH = ".dlq/outbox.db"
+# The state folder: absolute, so every command finds the same files from any
+# working directory (the SQLite read model, the outbox, `make run`'s server).
+DEFAULT_HOME = "~/.dlq"
+DEFAULT_TEMPORAL_UI_URL = "http://localhost:8233"
+
+
+def resolve_home(home: str) -> str:
+    """``DLQ_HOME`` as an absolute path (``~`` expanded, relative to the working directory)."""
+    return os.path.abspath(os.path.expanduser(home or DEFAULT_HOME))
+
+
+def default_database_url(home: str) -> str:
+    """The SQLite read model inside ``home``."""
+    return f"sqlite:///{resolve_home(home)}/dlq.db"
+
+
+def default_outbox_path(home: str) -> str:
+    """The outbox file inside ``home``."""
+    return os.path.join(resolve_home(home), "outbox.db")
 
 
 class DLQSettings(BaseSettings):
@@ -23,7 +42,8 @@ class DLQSettings(BaseSettings):
 
     Every field has an embedded default that works on a laptop: Temporal at
     ``localhost:7233``, namespace ``default``, task queue ``dlq`` and a SQLite
-    file under ``.dlq/``.
+    file under ``DLQ_HOME`` (``~/.dlq``). An explicit ``DLQ_DATABASE_URL`` or
+    ``DLQ_OUTBOX_PATH`` overrides the path derived from ``DLQ_HOME``.
     """
 
     model_config = SettingsConfigDict(env_prefix="DLQ_", extra="ignore")
@@ -37,7 +57,8 @@ class DLQSettings(BaseSettings):
     temporal_address: str = "localhost:7233"
     namespace: str = "default"
     task_queue: str = "dlq"
-    database_url: str = DEFAULT_DATABASE_URL
+    home: str = DEFAULT_HOME
+    database_url: str = ""
     handler_modules: Annotated[tuple[str, ...], NoDecode] = ()
     auto_replay: bool = True
     store_timeout: float = Field(5.0, gt=0)
@@ -49,9 +70,18 @@ class DLQSettings(BaseSettings):
     maintenance_enabled: bool = True
     cursor_secret: str = ""
     outbox_enabled: bool = False
-    outbox_path: str = DEFAULT_OUTBOX_PATH
+    outbox_path: str = ""
     payload_inline_bytes: int = Field(256 * 1024, ge=1024, le=1024 * 1024)
     payload_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    api_tokens: Annotated[tuple[ApiToken, ...], NoDecode] = ()
+    debug: bool = False
+    temporal_ui_url: str = DEFAULT_TEMPORAL_UI_URL
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: Any) -> tuple[ApiToken, ...]:
+        # A malformed token list must stop start-up, naming the bad item.
+        return parse_api_tokens(value)
 
     @field_validator("sla_thresholds", mode="before")
     @classmethod
@@ -85,7 +115,10 @@ class DLQConfig:
         temporal_address: ``host:port`` of the Temporal frontend.
         namespace: Temporal namespace.
         task_queue: Task queue of the DLQ worker.
-        database_url: SQLAlchemy URL of the SQL read model.
+        home: The state folder (``DLQ_HOME``, default ``~/.dlq``), made
+            absolute; the default database URL and outbox path live in it.
+        database_url: SQLAlchemy URL of the SQL read model (default: the
+            SQLite file ``dlq.db`` in ``home``).
         handler_modules: Modules the worker imports to register replay handlers.
         auto_replay: Whether entries recommending ``replay`` are retried automatically.
         store_timeout: Seconds a sync store may take before it gives up.
@@ -103,12 +136,17 @@ class DLQConfig:
         cursor_secret: Key that signs list cursors; derived from the database
             URL when empty (set it in production).
         outbox_enabled: Whether ``mode=None`` stores go through the outbox.
-        outbox_path: The local outbox file (one per host; the worker drains it too).
+        outbox_path: The local outbox file (one per host; the worker drains it
+            too; default: ``outbox.db`` in ``home``).
         payload_inline_bytes: Data fields larger than this (JSON bytes, all four
             together) wait in SQL and the workflow carries a reference
             (Temporal rejects payloads over 2 MiB).
         payload_max_bytes: Data larger than this is rejected before anything
             is written.
+        api_tokens: Who may use ``dlq serve`` and with which role, from
+            ``DLQ_API_TOKENS`` (``name:role:token``, comma-separated).
+        debug: Debug mode: ``POST /api/test-entries`` exists only then.
+        temporal_ui_url: The Temporal Web UI the console links entries to.
     """
 
     enabled: bool = True
@@ -120,7 +158,8 @@ class DLQConfig:
     temporal_address: str = "localhost:7233"
     namespace: str = "default"
     task_queue: str = "dlq"
-    database_url: str = DEFAULT_DATABASE_URL
+    home: str = DEFAULT_HOME
+    database_url: str = ""
     handler_modules: tuple[str, ...] = ()
     auto_replay: bool = True
     store_timeout: float = 5.0
@@ -132,11 +171,23 @@ class DLQConfig:
     maintenance_enabled: bool = True
     cursor_secret: str = ""
     outbox_enabled: bool = False
-    outbox_path: str = DEFAULT_OUTBOX_PATH
+    outbox_path: str = ""
     payload_inline_bytes: int = 256 * 1024
     payload_max_bytes: int = 10 * 1024 * 1024
+    api_tokens: tuple[ApiToken, ...] = ()
+    debug: bool = False
+    temporal_ui_url: str = DEFAULT_TEMPORAL_UI_URL
 
     def __post_init__(self) -> None:
+        # Paths are absolute from here on, so a command run from any folder
+        # reads the same files as the worker and `make run`.
+        home = resolve_home(self.home)
+        object.__setattr__(self, "home", home)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", default_database_url(home))
+        if not self.outbox_path:
+            object.__setattr__(self, "outbox_path", default_outbox_path(home))
+        object.__setattr__(self, "api_tokens", parse_api_tokens(self.api_tokens))
         # Values built in code skip pydantic, so check the ones that would
         # otherwise fail far from where they were set.
         object.__setattr__(self, "sla_thresholds", parse_sla_thresholds(self.sla_thresholds))

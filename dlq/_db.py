@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, SQLModel
 
 __all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "DLQEntryCountRow", "DLQPayloadRow",
-           "create_db_engine", "migrate"]
+           "DLQPurgeRow", "DLQPurgedEntryRow", "create_db_engine", "migrate"]
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -44,6 +44,9 @@ class UTCDateTime(sa.TypeDecorator):
 
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+# For a JSON column that may be absent: None is SQL NULL, not the JSON text 'null'.
+NullableJSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True),
+                                                           "postgresql")
 
 
 def _json_column() -> Any:
@@ -86,6 +89,11 @@ class DLQEntryBase(SQLModel):
         default_factory=list, sa_type=JSONType, sa_column_kwargs={"nullable": False}
     )
     version: int = 0
+    # Edit before replay: how many edits, the last one's time, and the data as
+    # captured ({"request_data": ..., "snapshot_data": ...}), kept at the first edit.
+    data_edits: int = 0
+    data_edited_at: datetime | None = _dt()
+    original_data: dict[str, Any] | None = Field(default=None, sa_type=NullableJSONType)
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
     expires_at: datetime | None = _dt()
@@ -112,6 +120,8 @@ class DLQEntry(DLQEntryBase, table=True):
         sa.Index("ix_dlq_entries_status_expires", "status", "expires_at"),
         sa.Index("ix_dlq_entries_status_closed", "status", "closed_at"),
         sa.Index("ix_dlq_entries_dedup", "domain", "failure_type", "dedup_key"),
+        # Operators paste workflow ids (a dedup entry's is shared by its successive entries).
+        sa.Index("ix_dlq_entries_workflow", "workflow_id", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -172,6 +182,32 @@ class DLQEntryCountRow(SQLModel, table=True):
     domain: str = Field(primary_key=True, max_length=100)
     status: str = Field(primary_key=True, max_length=32)
     n: int = Field(sa_type=sa.BigInteger, nullable=False)
+
+
+class DLQPurgeRow(SQLModel, table=True):
+    """One purge that deleted entries: who, when, why and by which criteria."""
+
+    __tablename__ = "dlq_purges"
+
+    purge_id: str = Field(primary_key=True, max_length=32)
+    at: datetime = _dt(nullable=False, index=True)
+    actor: str = Field(max_length=255)
+    reason: str = Field(default="", sa_type=sa.Text)
+    criteria: dict[str, Any] = _json_column()
+    count: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class DLQPurgedEntryRow(SQLModel, table=True):
+    """A tombstone of one purged entry: what it was, and the purge that deleted it."""
+
+    __tablename__ = "dlq_purged_entries"
+
+    purge_id: str = Field(primary_key=True, max_length=32)
+    entry_id: str = Field(primary_key=True, max_length=64, index=True)
+    domain: str = Field(max_length=100)
+    failure_type: str = Field(max_length=100)
+    created_at: datetime = _dt(nullable=False)
+    closed_at: datetime | None = _dt()
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

@@ -1,20 +1,24 @@
 """``make run``: a local DLQ stack with a demo, until Ctrl-C.
 
-``python -m dlq._devstack`` (run from the repository root) starts, in order:
+``python -m dlq._devstack`` starts, in order, with its state in ``DLQ_HOME``
+(``~/.dlq`` unless set; absolute, so ``dlq`` commands find the same read model
+from any folder):
 
 1. the Temporal dev server from this virtualenv (``temporal server start-dev``),
-   persisting to ``.dlq/temporal.db``, gRPC on ``DLQ_DEV_PORT`` (7233) and the
-   Web UI on ``DLQ_DEV_UI_PORT`` (gRPC port + 1000, so 8233);
+   persisting to ``$DLQ_HOME/temporal.db``, gRPC on ``DLQ_DEV_PORT`` (7233) and
+   the Web UI on ``DLQ_DEV_UI_PORT`` (gRPC port + 1000, so 8233);
 2. a DLQ worker, ``worker.py --handlers dlq.demo``, with ``DLQ_RETRY_DELAY=3``
    so the demo settles in seconds; other ``DLQ_*`` variables pass through;
-3. the demo producer (:func:`dlq.demo.produce`), which stores three failures.
+3. ``dlq serve --insecure-local`` on ``DLQ_DEV_HTTP_PORT`` (8000): the API and
+   the web console, on 127.0.0.1 only (no tokens);
+4. the demo producer (:func:`dlq.demo.produce`), which stores three failures.
 
 It then prints where to look and what to try, shows the demo entries once
 they have settled, and runs until SIGINT or SIGTERM, when it stops the worker
 and then the server (SIGINT; SIGTERM and SIGKILL if one lingers; a second
 Ctrl-C skips the waiting) and exits 0. The children run in their own
 process groups, so a Ctrl-C in the terminal reaches only this process and the
-shutdown happens in that order. Server and worker logs go to ``.dlq/*.log``.
+shutdown happens in that order. Logs go to ``$DLQ_HOME/*.log``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import shlex
 import signal
 import socket
 import sys
@@ -32,24 +35,22 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
-from rich.text import Text
 from sqlalchemy.engine import make_url
 
-from dlq import DLQConfig, DLQService, workflow_id_for
+from dlq import DLQConfig, DLQService
+from dlq._devguide import print_guide, watch
 from dlq._procs import DevServer, ManagedProcess, ProcessError, WorkerProcess
-from dlq.demo import DEMO_RETRY_DELAY, DemoEntry, produce
+from dlq._serve_process import ServeProcess
+from dlq.demo import DEMO_RETRY_DELAY, produce
 
 __all__ = ["DevStack", "DevStackError", "main"]
 
-STATE_DIR = Path(".dlq")
 DEMO_MODULE = "dlq.demo"
 START_TIMEOUT = 60.0  # seconds for the server, then the worker, to become ready
 STOP_GRACE = 10.0  # seconds a child gets to exit after SIGINT before SIGTERM
-SETTLE_TIMEOUT = 40.0  # seconds to wait for the demo entries to settle
 
 console = Console(highlight=False)
 
@@ -69,11 +70,12 @@ class DevStack:
     """
 
     def __init__(self, config: DLQConfig, *, port: int, ui_port: int,
-                 state_dir: Path = STATE_DIR) -> None:
+                 state_dir: Path | None = None, http_port: int = 8000) -> None:
         self.config = config
         self.port = port
         self.ui_port = ui_port
-        self.state_dir = state_dir
+        self.http_port = http_port
+        self.state_dir = state_dir = state_dir or Path(config.home)
         self.server = DevServer(
             log_path=state_dir / "temporal.log", db_file=state_dir / "temporal.db",
             host="localhost", port=port, ui_port=ui_port, namespace=config.namespace,
@@ -142,6 +144,22 @@ class DevStack:
         worker.start()
         _wait(worker.wait_ready(START_TIMEOUT))
         return worker
+
+    def start_http(self, env: dict[str, str]) -> ServeProcess:
+        """Start ``dlq serve --insecure-local`` and wait until it answers.
+
+        Raises:
+            DevStackError: The port is taken, or it did not answer within ``START_TIMEOUT``.
+        """
+        if _listening(self.http_port):
+            raise DevStackError(f"port {self.http_port} is already in use; choose another "
+                                "with DLQ_DEV_HTTP_PORT=...")
+        serve = ServeProcess(port=self.http_port, insecure_local=True, env=env,
+                             log_path=self.state_dir / "serve.log", tail_lines=15)
+        self._children.append(serve)
+        serve.start()
+        _wait(serve.wait_ready(START_TIMEOUT))
+        return serve
 
     def _lock_state_dir(self) -> None:
         # Two dev servers on one SQLite file would corrupt it (possible with
@@ -238,86 +256,6 @@ def _port(var: str, default: int) -> int:
     return port
 
 
-# --- what people see ------------------------------------------------------------------
-
-
-def _cli(stack: DevStack, *args: str) -> str:
-    """A copy-pasteable ``temporal`` command against the stack."""
-    cmd = [_rel(stack.temporal_bin), *args]
-    if stack.port != 7233:
-        cmd += ["--address", stack.address]
-    if stack.config.namespace != "default":
-        cmd += ["--namespace", stack.config.namespace]
-    return shlex.join(cmd)
-
-
-def _print_guide(stack: DevStack, entries: list[DemoEntry]) -> None:
-    # Commands are printed with soft wrapping, so they stay copy-pasteable in
-    # narrow terminals (a panel or table would hard-wrap them).
-    for entry in entries:
-        console.print(f"  [bold]{workflow_id_for(entry.dlq_id)}[/]  {entry.domain:<9}  "
-                      f"{entry.label} [dim]-> {entry.expected_status}[/]", soft_wrap=True)
-    by_status = {e.expected_status: e for e in entries}
-    pending = workflow_id_for(by_status["pending"].dlq_id)
-    review = workflow_id_for(by_status["requires_review"].dlq_id)
-    console.print()
-    console.rule("Try it", align="left")
-    console.print(f"[bold]Web UI[/]          {stack.ui_url}  "
-                  f"[dim](workflows: {stack.ui_url}/namespaces/{stack.config.namespace}"
-                  "/workflows)[/]", soft_wrap=True)
-    query = quote('DlqStatus="requires_review"')
-    console.print(f"[bold]Needs a person[/]  {stack.ui_url}/namespaces/{stack.config.namespace}"
-                  f"/workflows?query={query}", soft_wrap=True)
-    console.print("                [dim]open an entry, then its User Metadata tab: the card "
-                  "says what to do (docs/operating.md, The Temporal Web UI)[/]", soft_wrap=True)
-    commands = [
-        ("Replay the pending inventory entry now (its handler succeeds -> resolved):",
-         _cli(stack, "workflow", "signal", "--workflow-id", pending, "--name", "retry",
-              "--input", '{"actor":"ops@example.com"}')),
-        ("Resolve the poison-pill payment by hand:",
-         _cli(stack, "workflow", "signal", "--workflow-id", review, "--name", "resolve",
-              "--input", '{"notes":"fixed by hand"}')),
-        ("Show an entry's audit trail (get_state has everything):",
-         _cli(stack, "workflow", "query", "--workflow-id", review, "--name", "audit",
-              "--output", "json")),
-        ("List the entries that need a human:",
-         _cli(stack, "workflow", "list", "--query", 'DlqStatus="requires_review"')),
-    ]
-    for title, command in commands:
-        console.print(f"[bold]{title}[/]")
-        console.print(Text(f"  {command}", style="green"), soft_wrap=True)
-    console.print(f"[dim]Logs: {_rel(stack.state_dir / 'temporal.log')} and "
-                  f"{_rel(stack.state_dir / 'worker.log')}. Other DLQ clients: "
-                  f"DLQ_TEMPORAL_ADDRESS={stack.address}[/]", soft_wrap=True)
-    console.print()
-
-
-def _watch(service: DLQService, entries: list[DemoEntry], stack: DevStack) -> None:
-    """Wait (up to ``SETTLE_TIMEOUT``) for the demo entries to settle and show them."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    rows: dict[str, dict[str, Any]] = {}
-    with console.status("Waiting for the automatic replays to settle the demo entries..."):
-        while True:
-            for entry in entries:
-                rows[entry.dlq_id] = service.get_entry(entry.dlq_id) or {}
-            settled = all(rows[e.dlq_id].get("status") == e.expected_status for e in entries)
-            if settled or time.monotonic() > deadline or stack.exited():
-                break
-            time.sleep(1)
-    console.print("Demo entries now ([dim]read back with DLQService.get_entry[/]):")
-    for entry in entries:
-        row = rows[entry.dlq_id]
-        status = str(row.get("status", "?"))
-        color = "green" if status == entry.expected_status else "yellow"
-        line = Text.assemble(
-            (f"  {workflow_id_for(entry.dlq_id)}  ", "bold"), (f"{status:<16}", color),
-            f" retries {row.get('retry_count', '?')}/{row.get('max_retries', '?')}",
-        )
-        if row.get("last_error"):
-            line.append(f"  last error: {row['last_error']}", style="dim")
-        console.print(line, soft_wrap=True)
-
-
 # --- entry point ------------------------------------------------------------------------
 
 
@@ -338,11 +276,15 @@ def main() -> int:
     try:
         port = _port("DLQ_DEV_PORT", 7233)
         ui_port = _port("DLQ_DEV_UI_PORT", port + 1000)
+        http_port = _port("DLQ_DEV_HTTP_PORT", 8000)
         # The worker and this process talk to the server started here.
         os.environ["DLQ_TEMPORAL_ADDRESS"] = f"localhost:{port}"
         os.environ["DLQ_RETRY_DELAY"] = f"{DEMO_RETRY_DELAY:g}"
         config = DLQConfig.from_settings()
-        stack = DevStack(config, port=port, ui_port=ui_port)
+        # The worker, `dlq serve` and every `dlq` command use this same folder.
+        os.environ["DLQ_HOME"] = config.home
+        os.environ["DLQ_TEMPORAL_UI_URL"] = f"http://localhost:{ui_port}"
+        stack = DevStack(config, port=port, ui_port=ui_port, http_port=http_port)
 
         console.rule("[bold]Temporal DLQ - local dev stack")
         with console.status(f"Starting the Temporal dev server on {stack.address}..."):
@@ -355,6 +297,10 @@ def main() -> int:
         console.print(f"[green]OK[/] DLQ worker (pid {worker.pid}) on task queue "
                       f"{config.task_queue!r}, handlers from {DEMO_MODULE}, "
                       f"read model {escape(_safe_url(config.database_url))}")
+        with console.status("Starting dlq serve (API and console)..."):
+            serve = stack.start_http(dict(os.environ))
+        console.print(f"[green]OK[/] dlq serve (pid {serve.pid}) on {serve.url}, "
+                      "127.0.0.1 only")
 
         # A generous store timeout: the first stores also warm up SQLite and the worker.
         service = DLQService(replace(config, store_timeout=max(config.store_timeout, 15.0)))
@@ -366,8 +312,8 @@ def main() -> int:
                                     f"\n{worker.tail()}") from None
         console.print(f"[green]OK[/] stored {len(entries)} demo failures "
                       f"(first automatic replay after {config.retry_delay:g}s):")
-        _print_guide(stack, entries)
-        _watch(service, entries, stack)
+        print_guide(stack, entries)
+        watch(service, entries, stack)
         console.print("\n[bold]Running.[/] Press Ctrl-C to stop the worker and the server.")
         while (dead := stack.exited()) is None:
             time.sleep(0.5)

@@ -9,11 +9,15 @@ The hierarchy mirrors the reference service so HTTP layers can map them:
 from __future__ import annotations
 
 __all__ = [
+    "ERROR_TYPES",
+    "HTTP_STATUS",
     "DLQEntryNotFoundError",
     "DLQError",
     "DLQReplayError",
     "DLQStateConflictError",
     "DLQUnavailableError",
+    "as_public_error",
+    "http_status",
 ]
 
 
@@ -55,6 +59,26 @@ class DLQUnavailableError(DLQError):
         return f"cannot reach Temporal: {self.__cause__!r}" if self.__cause__ else "unavailable"
 
 
+# The HTTP status of each public error (the reference's mapping); checked in
+# MRO order, so a subclass's entry wins. ValueError is bad input (422).
+HTTP_STATUS: dict[type[Exception], int] = {
+    DLQEntryNotFoundError: 404,
+    DLQStateConflictError: 409,
+    DLQReplayError: 500,
+    DLQUnavailableError: 503,
+    DLQError: 400,
+    ValueError: 422,
+}
+
+
+def http_status(err: BaseException) -> int:
+    """The HTTP status of a public error (500 for anything else)."""
+    for cls in type(err).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500
+
+
 # Errors travel from workflow to client as ApplicationError.type strings; this
 # maps them back to the classes callers catch.
 ERROR_TYPES: dict[str, type[Exception]] = {
@@ -65,3 +89,46 @@ ERROR_TYPES: dict[str, type[Exception]] = {
     "DLQUnavailableError": DLQUnavailableError,
     "ValueError": ValueError,
 }
+
+
+def as_public_error(err: BaseException, *, database_url: str = "",
+                    temporal_address: str = "") -> DLQError | None:
+    """The public error an infrastructure failure means, or None if it is not one.
+
+    The CLI and the HTTP service call this on what escaped a service call:
+    SQL that cannot be reached or has no DLQ schema, and Temporal that
+    cannot be reached, become :class:`DLQUnavailableError` with a message
+    that says what to check. Payloads and credentials never appear in it.
+    """
+    if isinstance(err, DLQError):
+        return err
+    # Imported here: a producer that never hits these paths pays nothing.
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+    from temporalio.service import RPCError, RPCStatusCode
+
+    where = "the SQL read model"
+    if database_url:
+        try:
+            where += f" at {make_url(database_url).render_as_string(hide_password=True)}"
+        except Exception:  # noqa: BLE001 - only for the message
+            pass
+    # SQLAlchemy wraps driver errors; the hot read path meets them bare.
+    raw = err.orig if isinstance(err, sqlalchemy.exc.DBAPIError) else err
+    driver = type(raw).__module__.split(".")[0] in ("sqlite3", "psycopg", "psycopg2")
+    if isinstance(err, sqlalchemy.exc.DBAPIError) or driver:
+        first = str(raw or err).strip().splitlines()
+        detail = first[0] if first else type(raw).__name__
+        if "no such table" in detail or ("relation" in detail and "does not exist" in detail):
+            return DLQUnavailableError(
+                f"{where} has no DLQ schema ({detail}); check DLQ_HOME or DLQ_DATABASE_URL, "
+                "or create it with `dlq migrate`")
+        names = {cls.__name__ for cls in type(raw).__mro__} | {type(err).__name__}
+        if names & {"OperationalError", "InterfaceError"}:
+            return DLQUnavailableError(f"cannot reach {where}: {detail}")
+        return None
+    if isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAVAILABLE,
+                                                    RPCStatusCode.DEADLINE_EXCEEDED):
+        target = f" at {temporal_address}" if temporal_address else ""
+        return DLQUnavailableError(f"cannot reach Temporal{target}: {err.message}")
+    return None

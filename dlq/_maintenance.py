@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from dlq._checks import check_days, now
+from dlq._checks import check_days, check_limit, now
 from dlq._messages import MaintenanceInput, MaintenanceResult
 from dlq._results import CleanupStats
 from dlq._temporal import MAINTENANCE_WORKFLOW, workflow_id_for
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
 
 __all__ = ["archive_old_entries", "cleanup_old_entries", "count_archived_older_than",
-           "expire_entries", "get_cleanup_stats", "purge_archived", "run_maintenance"]
+           "expire_entries", "find_purged_entry", "get_cleanup_stats", "get_purge",
+           "list_purges", "purge_archived", "run_maintenance"]
 
 
 async def expire_entries(service: AsyncDLQService, *, dry_run: bool = False) -> int:
@@ -64,10 +65,11 @@ async def _expire_one(service: AsyncDLQService, pk: str, at: datetime) -> bool:
 
 
 async def archive_old_entries(service: AsyncDLQService, older_than_days: int = 30, *,
-                              dry_run: bool = False) -> int:
+                              dry_run: bool = False, actor: str | None = None) -> int:
     """Archive closed entries (resolved, discarded, expired) closed over N days ago.
 
-    Archived entries live only in SQL (their workflows are closed).
+    Archived entries live only in SQL (their workflows are closed). Each one's
+    audit trail records ``actor`` (``maintenance`` if None).
 
     Returns:
         How many entries were archived (or would be, with ``dry_run``).
@@ -75,24 +77,51 @@ async def archive_old_entries(service: AsyncDLQService, older_than_days: int = 3
     days = check_days("older_than_days", older_than_days)
     at = now()
     return await asyncio.to_thread(service.repository.archive_closed,
-                                   at - timedelta(days=days), at, dry_run)
+                                   at - timedelta(days=days), at, dry_run, actor)
 
 
 async def purge_archived(service: AsyncDLQService, ids: list[str] | None = None,
-                         older_than_days: int | None = None, *, dry_run: bool = False) -> int:
+                         older_than_days: int | None = None, *, dry_run: bool = False,
+                         actor: str | None = None, reason: str = "") -> int:
     """Permanently delete archived entries and their audit events.
 
     Only ``archived`` entries are ever deleted. With both arguments, an
-    entry must match both.
+    entry must match both. A purge that deletes something keeps a record:
+    who (``actor``, ``maintenance`` if None), when, why (``reason``), by
+    which criteria, and a tombstone of each entry (:meth:`list_purges`,
+    :meth:`get_purge`, :meth:`find_purged_entry`).
 
     Raises:
         ValueError: If neither ``ids`` nor ``older_than_days`` is given.
     """
     if ids is None and older_than_days is None:
         raise ValueError("purge_archived needs ids or older_than_days; refusing to purge all")
+    if ids is not None and (not isinstance(ids, list | tuple)
+                            or not all(isinstance(i, str) for i in ids)):
+        raise ValueError(f"ids must be a list of entry ids, got {ids!r:.80}")
     cutoff = (None if older_than_days is None
               else now() - timedelta(days=check_days("older_than_days", older_than_days)))
-    return await asyncio.to_thread(service.repository.purge_archived, ids, cutoff, dry_run)
+    criteria: dict[str, Any] = {"older_than_days": older_than_days}
+    if ids is not None:
+        criteria["ids"] = len(ids)
+    return await asyncio.to_thread(service.repository.purge_archived, ids, cutoff, dry_run,
+                                   actor, reason, criteria)
+
+
+async def list_purges(service: AsyncDLQService, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest purges first: id, time, actor, reason, criteria and count of each."""
+    return await asyncio.to_thread(service.repository.list_purges, check_limit(limit))
+
+
+async def get_purge(service: AsyncDLQService, purge_id: str,
+                    limit: int = 1000) -> dict[str, Any] | None:
+    """One purge with the tombstones (id, domain, failure type, times) of what it deleted."""
+    return await asyncio.to_thread(service.repository.get_purge, purge_id, check_limit(limit))
+
+
+async def find_purged_entry(service: AsyncDLQService, entry_id: str) -> dict[str, Any] | None:
+    """The tombstone of a purged entry with its purge (who, when, why), or None."""
+    return await asyncio.to_thread(service.repository.find_purged_entry, entry_id)
 
 
 async def count_archived_older_than(service: AsyncDLQService, older_than_days: int) -> int:

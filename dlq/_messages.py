@@ -25,6 +25,8 @@ __all__ = [
     "BulkReplayProgress",
     "CaptureInput",
     "CaptureResult",
+    "EditDataInput",
+    "EditDataResult",
     "EntryInput",
     "EntryResult",
     "ForceRedriveInput",
@@ -162,6 +164,39 @@ class ResolveInput(BaseModel):
     actor: str | None = None
 
 
+class EditDataInput(BaseModel):
+    """Input of the ``edit_data`` update and signal: edit before replay.
+
+    ``request_data`` and ``snapshot_data`` are JSON merge patches (RFC 7396) on
+    the entry's current data; the next replay uses the result. ``actor`` is
+    required (the edit is audited with its diff). ``max_bytes`` bounds the
+    edited data (the service sends ``DLQ_PAYLOAD_INLINE_BYTES``).
+    """
+
+    dlq_id: str | None = None
+    request_data: dict[str, Any] | None = None
+    snapshot_data: dict[str, Any] | None = None
+    actor: str | None = None
+    reason: str = ""
+    max_bytes: int = 256 * 1024
+
+    def patch(self) -> dict[str, dict[str, Any]]:
+        """The merge patches by field (fields not sent are left out)."""
+        return {name: value for name, value in (("request_data", self.request_data),
+                                                ("snapshot_data", self.snapshot_data))
+                if value is not None}
+
+
+class EditDataResult(BaseModel):
+    """Result of ``edit_data``."""
+
+    success: bool
+    id: str
+    status: DLQStatus
+    data_edits: int
+    diff: list[dict[str, Any]]
+
+
 class ReplayResult(BaseModel):
     """Result of ``retry`` and ``force_redrive`` (the reference's dict shape)."""
 
@@ -218,6 +253,8 @@ class PersistInput(BaseModel):
     state: EntryState
     events: list[AuditEvent] = Field(default_factory=list)
     include_data: bool = True
+    # The editable data changed since the last write (edit before replay).
+    data_changed: bool = False
 
 
 class PersistResult(BaseModel):
@@ -323,6 +360,9 @@ class BulkPageResult(BaseModel):
     skipped: int
     early_stop_reason: str | None = None
     errors: list[str] = Field(default_factory=list)
+    # The page stopped early because the redrive was paused or cancelled;
+    # ``processed`` may then be 0 although the set is not exhausted.
+    interrupted: bool = False
 
 
 BulkReplayInput.model_rebuild()

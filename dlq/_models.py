@@ -119,6 +119,10 @@ class EntryState(FailedOperationData):
     resolution_type: str | None = None
     resolution_notes: str = ""
     payload_ref: str | None = None
+    data_edits: int = 0
+    data_edited_at: datetime | None = None
+    # The data as captured (request_data, snapshot_data), kept at the first edit.
+    original_data: dict[str, Any] | None = None
     attempts: list[AttemptRecord] = Field(default_factory=list)
     audit: list[AuditEvent] = Field(default_factory=list)
     audit_seq: int = 0

@@ -7,13 +7,23 @@ them); ``service`` is the instance.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
 
 from dlq._checks import check_int, check_limit, now
 from dlq._entry import request_context
-from dlq._errors import DLQError, DLQStateConflictError
+from dlq._errors import (
+    DLQEntryNotFoundError,
+    DLQError,
+    DLQStateConflictError,
+    DLQUnavailableError,
+)
 from dlq._filters import parse_filters
 from dlq._messages import BulkReplayInput, BulkReplayProgress
 from dlq._results import DLQBatchReplayStats, DLQThrottleBatchReplayResult, DLQThrottleReplayResult
@@ -153,7 +163,8 @@ async def bulk_replay(service: AsyncDLQService, filters: dict[str, Any] | None =
         canary_min_success: Success ratio the canary needs, 0..1.
         actor_id: Who runs the redrive (recorded on every entry touched).
         reason: Why (recorded on every entry touched).
-        page_size: Entries per page (pause and cancel act between pages).
+        page_size: Entries per page (progress is exact at page ends, and
+            read from the page's heartbeats in between).
 
     Returns:
         The dry-run report, or ``{"workflow_id", "bulk_id", "total"}`` of
@@ -208,24 +219,97 @@ async def bulk_replay(service: AsyncDLQService, filters: dict[str, Any] | None =
     return {"workflow_id": handle.id, "bulk_id": bulk_id, "total": total}
 
 
+@contextlib.contextmanager
+def _bulk_errors(workflow_id: str, action: str) -> Iterator[None]:
+    """Map Temporal's answers about a bulk redrive to the DLQ's public errors."""
+    try:
+        yield
+    except RPCError as err:
+        # Temporal answers NOT_FOUND for a closed workflow too; its message tells.
+        if "completed" in err.message or "already finished" in err.message:
+            raise DLQStateConflictError(f"bulk redrive {workflow_id} has already ended; it "
+                                        f"accepts no {action}") from None
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise DLQEntryNotFoundError(f"no bulk redrive {workflow_id}") from None
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise DLQUnavailableError(f"cannot reach Temporal: {err.message}") from err
+        raise DLQError(f"{action} of bulk redrive {workflow_id} failed: {err.message}") from err
+
+
+def _running_page(progress: BulkReplayProgress, details: list[Any]) -> None:
+    """Add the outcomes a running page heartbeated (not yet counted) to ``progress``."""
+    if len(details) < 2 or not isinstance(details[0], dict) or not isinstance(details[1], dict):
+        return  # a page of an older worker: its outcomes count when it ends
+    if details[1].get("after") != progress.cursor:
+        return  # the workflow counted that page meanwhile
+    outcomes = [v for v in details[0].values() if isinstance(v, str)]
+    progress.done += len(outcomes)
+    progress.succeeded += outcomes.count("succeeded")
+    progress.failed += outcomes.count("failed")
+    progress.skipped += outcomes.count("skipped")
+    progress.remaining = max(0, progress.total - progress.done)
+
+
 async def get_bulk_replay(service: AsyncDLQService, workflow_id: str) -> BulkReplayProgress:
-    """Progress of a bulk redrive (works while it runs and after it ended)."""
+    """Progress of a bulk redrive, while it runs (also mid-page) and after it ended.
+
+    ``workflow_id`` may be ``dlq-bulk-<hex>`` or the bare ``bulk_id``. The
+    counts include the outcomes the running page has heartbeated so far.
+
+    Raises:
+        DLQEntryNotFoundError: No such bulk redrive.
+    """
+    workflow_id = service.bulk_workflow_id(workflow_id)
     client = await service.get_client()
-    return await client.get_workflow_handle(workflow_id).query(
-        "get_progress", result_type=BulkReplayProgress)
+    handle = client.get_workflow_handle(workflow_id, result_type=BulkReplayProgress)
+    with _bulk_errors(workflow_id, "progress query"):
+        # Described before the query: a page counted in between is then
+        # recognised by its cursor and not counted twice.
+        described = await handle.describe()
+        if described.status == WorkflowExecutionStatus.COMPLETED:
+            return await handle.result()
+        progress = await handle.query("get_progress", result_type=BulkReplayProgress)
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        progress.status = str(described.status.name).lower() if described.status else "unknown"
+        return progress
+    for pending in described.raw_description.pending_activities:
+        if pending.activity_type.name == "replay_bulk_page" and pending.heartbeat_details:
+            details = await client.data_converter.decode(
+                list(pending.heartbeat_details.payloads))
+            _running_page(progress, details)
+    return progress
 
 
 async def wait_bulk_replay(service: AsyncDLQService, workflow_id: str) -> BulkReplayProgress:
-    """Wait for a bulk redrive to end and return its final progress."""
+    """Wait for a bulk redrive to end and return its final progress.
+
+    Raises:
+        DLQEntryNotFoundError: No such bulk redrive.
+        DLQError: The redrive's workflow failed or was terminated.
+    """
+    workflow_id = service.bulk_workflow_id(workflow_id)
     client = await service.get_client()
-    return await client.get_workflow_handle(workflow_id,
-                                            result_type=BulkReplayProgress).result()
+    with _bulk_errors(workflow_id, "wait"):
+        try:
+            return await client.get_workflow_handle(
+                workflow_id, result_type=BulkReplayProgress).result()
+        except WorkflowFailureError as err:
+            raise DLQError(f"bulk redrive {workflow_id} did not complete: "
+                           f"{err.cause or err}") from None
 
 
 async def signal_bulk_replay(service: AsyncDLQService, workflow_id: str,
                              command: Literal["pause", "resume", "cancel"]) -> None:
-    """Pause, resume or cancel a bulk redrive (acts between pages)."""
+    """Pause, resume or cancel a bulk redrive (acts within a second, also mid-page).
+
+    Raises:
+        ValueError: Another command.
+        DLQEntryNotFoundError: No such bulk redrive.
+        DLQStateConflictError: The redrive has already ended.
+    """
     if command not in ("pause", "resume", "cancel"):
         raise ValueError(f"command must be pause, resume or cancel, got {command!r}")
+    workflow_id = service.bulk_workflow_id(workflow_id)
     client = await service.get_client()
-    await client.get_workflow_handle(workflow_id).signal(command)
+    with _bulk_errors(workflow_id, command):
+        await client.get_workflow_handle(workflow_id).signal(command)

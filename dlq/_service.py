@@ -2,7 +2,8 @@
 
 Each operation is written once, in the module named for what it does, and
 bound here by name: capture (:mod:`dlq._capture`), commands on one entry
-(:mod:`dlq._commands`), batch replays and bulk redrives (:mod:`dlq._redrive`),
+(:mod:`dlq._commands`), the id forms operators paste (:mod:`dlq._ids`),
+batch replays and bulk redrives (:mod:`dlq._redrive`),
 questions answered from SQL (:mod:`dlq._queries`) and retention
 (:mod:`dlq._maintenance`). This module holds what they share: the
 configuration, the SQL repository, the Temporal client and the outbox.
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 
-from dlq import _capture, _commands, _maintenance, _queries, _redrive
+from dlq import _capture, _commands, _ids, _maintenance, _queries, _redrive
 from dlq._config import DLQConfig
 from dlq._errors import DLQUnavailableError
 from dlq._outbox import Outbox
@@ -95,7 +96,10 @@ class AsyncDLQService:
                     timeout=self.config.store_timeout,
                 )
             except (TimeoutError, RuntimeError) as err:
-                raise DLQUnavailableError() from err
+                reason = str(err).split("(", 1)[0].strip() or type(err).__name__
+                raise DLQUnavailableError(
+                    f"cannot reach Temporal at {self.config.temporal_address} ({reason}); is it "
+                    "running, and is DLQ_TEMPORAL_ADDRESS right?") from err
         return self._client
 
     async def close(self) -> None:
@@ -125,6 +129,12 @@ class AsyncDLQService:
     force_redrive_entry = _commands.force_redrive_entry
     resolve_entry = _commands.resolve_entry
     resolve_entries_batch = _commands.resolve_entries_batch
+    edit_entry_data = _commands.edit_entry_data
+
+    # --- the id forms operators paste (dlq._ids) ------------------------------------------
+
+    resolve_entry_id = _ids.resolve_entry_id
+    bulk_workflow_id = _ids.bulk_workflow_id
 
     # --- replays and bulk redrives (dlq._redrive) ---------------------------------------
 
@@ -158,3 +168,6 @@ class AsyncDLQService:
     cleanup_old_entries = _maintenance.cleanup_old_entries
     get_cleanup_stats = _maintenance.get_cleanup_stats
     run_maintenance = _maintenance.run_maintenance
+    list_purges = _maintenance.list_purges
+    get_purge = _maintenance.get_purge
+    find_purged_entry = _maintenance.find_purged_entry

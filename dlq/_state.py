@@ -14,6 +14,7 @@ from typing import Any
 from dlq._fields import FAILURE_FIELDS
 from dlq._messages import EntryInput
 from dlq._models import CLOSED_STATUSES, AttemptRecord, AuditEvent, DLQStatus, EntryState
+from dlq._patch import EDITABLE_FIELDS, apply_edit
 
 MAX_BACKOFF_SECONDS = 3600.0
 BACKOFF_FACTOR = 2.0
@@ -120,6 +121,37 @@ def check_force_redrive(state: EntryState, *, actor_id: str | None, reason: str)
 
 
 RESOLVE_TARGETS = (DLQStatus.RESOLVED.value, DLQStatus.DISCARDED.value)
+
+
+def check_edit(state: EntryState, *, actor: str | None, patch: dict[str, Any],
+               max_bytes: int) -> None:
+    """Edit before replay needs an actor, an open idle entry with inline data, a real change.
+
+    Raises:
+        TransitionRejected: ``ValueError`` for a missing actor or a bad or
+            empty patch, ``DLQStateConflictError`` for a closed or replaying
+            entry, ``DLQError`` for claim-checked data (kept in SQL, not editable).
+    """
+    if not (actor or "").strip():
+        raise TransitionRejected("edit_data requires an actor", error_type="ValueError")
+    if is_closed(state):
+        raise TransitionRejected(f"entry {state.id} is {state.status}; its data cannot be "
+                                 "edited")
+    if state.status == DLQStatus.REPLAYING:
+        raise TransitionRejected(f"entry {state.id} has a replay attempt running")
+    if state.payload_ref:
+        raise TransitionRejected(
+            f"entry {state.id} keeps its data in SQL (a claim check: it was over "
+            "DLQ_PAYLOAD_INLINE_BYTES when captured); such entries cannot be edited",
+            error_type="DLQError")
+    try:
+        apply_edit(_editable(state), patch, max_bytes=max_bytes)
+    except ValueError as err:
+        raise TransitionRejected(str(err), error_type="ValueError") from None
+
+
+def _editable(state: EntryState) -> dict[str, dict[str, Any]]:
+    return {name: getattr(state, name) for name in EDITABLE_FIELDS}
 
 
 def check_resolve(state: EntryState, *, status: str) -> None:
@@ -253,6 +285,27 @@ def resolve(state: EntryState, now: datetime, *, status: str, notes: str,
             to_status=target, actor=actor, reason=notes,
             details={"resolution_type": resolution_type})
     return previous
+
+
+def edit_data(state: EntryState, now: datetime, *, actor: str | None, reason: str,
+              patch: dict[str, Any], max_bytes: int) -> list[dict[str, Any]]:
+    """Apply an edit before replay (checked by :func:`check_edit`); returns the diff.
+
+    The data as captured is kept in ``original_data`` at the first edit. The
+    status stays; the audit event ``edit_data`` carries the actor, the reason
+    and the diff.
+    """
+    before = _editable(state)
+    edited, diff = apply_edit(before, patch, max_bytes=max_bytes)
+    if state.original_data is None:
+        state.original_data = before
+    for name, value in edited.items():
+        setattr(state, name, value)
+    state.data_edits += 1
+    state.data_edited_at = now
+    _record(state, now, action="edit_data", to_status=state.status, actor=actor, reason=reason,
+            details={"diff": diff, "fields": sorted(edited), "edit": state.data_edits})
+    return diff
 
 
 def expire(state: EntryState, now: datetime) -> None:

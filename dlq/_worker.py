@@ -99,6 +99,10 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities,
                                              thread_name_prefix="dlq-activity"),
         max_concurrent_activities=max_concurrent_activities,
+        # Heartbeats (and the cancels their answers bring) reach the server at
+        # least every 0.5 s, so a bulk redrive's pause or cancel acts within a
+        # second mid-page (the default is 80 % of the heartbeat timeout).
+        max_heartbeat_throttle_interval=timedelta(milliseconds=500),
     )
 
 

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         AuditRecord,
         CaptureInput,
         CaptureResult,
+        EditDataInput,
+        EditDataResult,
         EntryInput,
         EntryResult,
         ForceRedriveInput,
@@ -71,13 +73,15 @@ REPLAY_RETRY = RetryPolicy(maximum_attempts=1)
 CONTINUING_AS_NEW = "ContinuingAsNew"
 COMMAND_INPUTS: dict[str, type[pydantic.BaseModel]] = {
     "retry": RetryInput, "force_redrive": ForceRedriveInput, "resolve": ResolveInput,
+    "edit_data": EditDataInput,
 }
 
 
 @workflow.defn(name="DLQEntryWorkflow")
 class DLQEntryWorkflow:
-    """One DLQ entry. Commands: ``retry``, ``force_redrive``, ``resolve``.
+    """One DLQ entry.
 
+    Commands: ``retry``, ``force_redrive``, ``resolve``, ``edit_data``.
     Queries: ``get_state``, ``audit``, ``audit_text``.
     """
 
@@ -94,6 +98,7 @@ class DLQEntryWorkflow:
         # On continue-as-new everything carried over was already persisted.
         self._persisted_version = self._state.version if input.state else 0
         self._persisted_seq = self._state.audit_seq if input.state else 0
+        self._persisted_edits = self._state.data_edits if input.state else 0
         # While True, the transient state of a running replay is not projected.
         self._holding_transient = False
         # Set after a local persist failed: persist as regular activities until
@@ -203,6 +208,16 @@ class DLQEntryWorkflow:
         """Refuse a resolve the entry's state does not allow, before history records it."""
         self._check("resolve", input)
 
+    @workflow.update(name="edit_data", description=COMMAND_HELP["edit_data"])
+    async def edit_data(self, input: EditDataInput) -> EditDataResult:
+        """Edit ``request_data``/``snapshot_data`` before the next replay (audited with a diff)."""
+        return await self._command("edit_data", input)
+
+    @edit_data.validator
+    def validate_edit_data(self, input: EditDataInput) -> None:
+        """Refuse an edit the entry's state does not allow, before history records it."""
+        self._check("edit_data", input)
+
     # --- commands: signals (same names, lenient input) -------------------------
 
     @workflow.signal(name="retry", description=COMMAND_HELP["retry"])
@@ -219,6 +234,18 @@ class DLQEntryWorkflow:
     async def resolve_signal(self, input: Any = None) -> None:
         """Fire-and-forget ``resolve``; an illegal one is logged and ignored."""
         await self._signal("resolve", input)
+
+    @workflow.signal(name="edit_data", description=COMMAND_HELP["edit_data"])
+    async def edit_data_signal(self, *args: Any) -> None:
+        """Fire-and-forget ``edit_data``; an illegal one is logged and ignored.
+
+        Takes any number of arguments: a signal whose arity does not match its
+        handler would fail every workflow task of the entry from then on.
+        """
+        if len(args) > 1:
+            workflow.logger.warning("ignored edit_data signal with %d inputs", len(args))
+            return
+        await self._signal("edit_data", args[0] if args else None)
 
     @workflow.signal(name="expire", description=COMMAND_HELP["expire"])
     async def expire_signal(self, input: Any = None) -> None:
@@ -241,6 +268,9 @@ class DLQEntryWorkflow:
                 sm.check_retry(self._state)
             elif name == "force_redrive":
                 sm.check_force_redrive(self._state, actor_id=cmd.actor, reason=cmd.reason)
+            elif name == "edit_data":
+                sm.check_edit(self._state, actor=cmd.actor, patch=cmd.patch(),
+                              max_bytes=cmd.max_bytes)
             else:
                 sm.check_resolve(self._state, status=cmd.status)
         except sm.TransitionRejected as err:
@@ -264,6 +294,8 @@ class DLQEntryWorkflow:
             self._check(name, cmd)
             if name == "resolve":
                 result: Any = self._resolve(cmd)
+            elif name == "edit_data":
+                result = self._edit(cmd)
             else:
                 force = name == "force_redrive"
                 result = await self._attempt(
@@ -283,6 +315,14 @@ class DLQEntryWorkflow:
         self._publish()
         return ResolveResult(success=True, id=self._state.id, previous_status=previous,
                              current_status=self._state.status, resolved_at=now, notes=cmd.notes)
+
+    def _edit(self, cmd: EditDataInput) -> EditDataResult:
+        s = self._state
+        diff = sm.edit_data(s, workflow.now(), actor=cmd.actor, reason=cmd.reason,
+                            patch=cmd.patch(), max_bytes=cmd.max_bytes)
+        self._publish()
+        return EditDataResult(success=True, id=s.id, status=s.status,
+                              data_edits=s.data_edits, diff=diff)
 
     async def _attempt(self, *, trigger: str, force: bool = False, actor: str | None = None,
                        reason: str = "", ticket_url: str | None = None) -> ReplayResult:
@@ -381,16 +421,23 @@ class DLQEntryWorkflow:
                 and not self._holding_transient)
             s = self._state
             version, include_data = s.version, not s.row_written
+            edits = s.data_edits
+            data_changed = edits > self._persisted_edits
             events = [e for e in s.audit if e.seq > self._persisted_seq]
             row = s.model_copy(update={"audit": []})
             if not include_data:
-                # The immutable data is already in SQL; keep history small.
-                row = row.model_copy(update={"snapshot_data": {}, "request_data": {},
-                                             "response_data": {}, "metadata": {}})
-            await self._persist(PersistInput(state=row, events=events, include_data=include_data),
+                # The data already in SQL stays out of history; edited data
+                # (edit before replay) travels once per edit.
+                kept = {"response_data": {}, "metadata": {}}
+                if not data_changed:
+                    kept.update(snapshot_data={}, request_data={}, original_data=None)
+                row = row.model_copy(update=kept)
+            await self._persist(PersistInput(state=row, events=events, include_data=include_data,
+                                             data_changed=data_changed),
                                 summary=f"persist v{version} ({s.status})")
             s.row_written = True
             self._persisted_version = version
+            self._persisted_edits = edits
             self._persisted_seq = max([self._persisted_seq, *(e.seq for e in events)])
 
     async def _persist(self, input: PersistInput, *, summary: str) -> None:

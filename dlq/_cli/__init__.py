@@ -3,7 +3,16 @@
 Each module adds the commands of one area to the shared :data:`app`.
 """
 
-from dlq._cli import entries, outbox, redrive, schema, worker  # noqa: F401 - they register commands
+from dlq._cli import (  # noqa: F401 - they register commands
+    entries,
+    maintenance,
+    outbox,
+    queries,
+    redrive,
+    schema,
+    serve,
+    worker,
+)
 from dlq._cli._common import app
 
 __all__ = ["app"]

@@ -7,7 +7,8 @@ through :class:`SQLModelRepository`. Tests call both directly.
 Modules: :mod:`~dlq._sql.writes` (what the workflow projects),
 :mod:`~dlq._sql.lists` (list pages and their SQL), :mod:`~dlq._sql.queries`
 (single entries, finders, stats, facets), :mod:`~dlq._sql.maintenance`
-(retention), :mod:`~dlq._sql.bulk` (redrive sets) and
+(retention), :mod:`~dlq._sql.purges` (the purge record),
+:mod:`~dlq._sql.bulk` (redrive sets) and
 :mod:`~dlq._sql.repository` (the contract and its implementation).
 """
 
@@ -29,8 +30,10 @@ from dlq._sql.maintenance import (
     mark_expired,
     purge_archived,
 )
+from dlq._sql.purges import find_purged_entry, get_purge, list_purges
 from dlq._sql.queries import (
     OPEN,
+    current_entry_id,
     entry_to_data,
     entry_to_dict,
     expired_entry_ids,
@@ -69,6 +72,7 @@ __all__ = [
     "conditions",
     "count_archived_older_than",
     "count_entries",
+    "current_entry_id",
     "drop_bulk_set",
     "entry_to_data",
     "entry_to_dict",
@@ -78,13 +82,16 @@ __all__ = [
     "find_entries_after",
     "find_expired",
     "find_open",
+    "find_purged_entry",
     "find_sla_breached",
     "freeze_bulk_set",
     "get_entry",
     "get_entry_detail",
     "get_entry_row",
+    "get_purge",
     "list_audit_events",
     "list_page",
+    "list_purges",
     "load_payload",
     "mark_expired",
     "purge_archived",

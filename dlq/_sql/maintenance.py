@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from dlq._db import DLQAuditEventRow, DLQEntry, DLQPayloadRow, JSONType, UTCDateTime
+from dlq._db import (
+    DLQAuditEventRow,
+    DLQEntry,
+    DLQPayloadRow,
+    DLQPurgedEntryRow,
+    DLQPurgeRow,
+    JSONType,
+    UTCDateTime,
+)
 from dlq._models import CLOSED_STATUSES, DLQStatus
 from dlq._sql.queries import OPEN
 
@@ -68,12 +77,16 @@ def _count(session: Session, where: Any) -> int:
 
 
 def archive_closed(*, session: Session, cutoff: datetime, now: datetime,
-                   dry_run: bool = False) -> int:
-    """Move closed entries that closed before ``cutoff`` to ``archived`` (SQL only); audited."""
+                   dry_run: bool = False, actor: str | None = None) -> int:
+    """Move closed entries that closed before ``cutoff`` to ``archived`` (SQL only); audited.
+
+    ``actor`` (who archived; ``maintenance`` if None) is recorded on each entry.
+    """
     where = sa.and_(DLQEntry.status.in_(ARCHIVABLE), DLQEntry.closed_at < cutoff)
     if dry_run:
         return _count(session, where)
-    _sql_audit(session, where, action="archive", to_status="archived", now=now)
+    _sql_audit(session, where, action="archive", to_status="archived", now=now,
+               actor=actor or "maintenance")
     result = session.execute(sa.update(DLQEntry).where(where).values(
         status="archived", updated_at=now, version=DLQEntry.version + 1)
         .returning(DLQEntry.id))
@@ -90,11 +103,15 @@ def _archived_where(ids: Sequence[str] | None, cutoff: datetime | None) -> Any:
 
 
 def purge_archived(*, session: Session, ids: Sequence[str] | None, cutoff: datetime | None,
-                   dry_run: bool = False) -> int:
+                   dry_run: bool = False, actor: str | None = None, reason: str = "",
+                   criteria: dict[str, Any] | None = None, now: datetime | None = None) -> int:
     """Delete archived entries (and their audit events) by id and/or closed before ``cutoff``.
 
-    Only ``archived`` rows are ever deleted. Works in chunks so a large purge
-    holds no huge transaction; the caller commits.
+    Only ``archived`` rows are ever deleted. A purge that deletes something
+    leaves a record: one ``dlq_purges`` row (``actor``, or ``maintenance``,
+    ``reason``, ``criteria``, count) and a tombstone per entry in
+    ``dlq_purged_entries``, written in the same transaction as the deletes.
+    The caller commits.
 
     Raises:
         ValueError: If neither ``ids`` nor ``cutoff`` is given.
@@ -104,16 +121,32 @@ def purge_archived(*, session: Session, ids: Sequence[str] | None, cutoff: datet
     where = _archived_where(ids, cutoff)
     if dry_run:
         return _count(session, where)
+    purge_id = uuid.uuid4().hex
     purged = 0
     while True:
         chunk = list(session.execute(sa.select(DLQEntry.id).where(where)
                                      .limit(PURGE_CHUNK)).scalars())
         if not chunk:
-            return purged
+            break
+        if not purged:
+            session.add(DLQPurgeRow(purge_id=purge_id, at=now or datetime.now(UTC),
+                                    actor=actor or "maintenance", reason=reason or "",
+                                    criteria=criteria or {}, count=0))
+            session.flush()
+        tombstones = sa.select(sa.literal(purge_id), DLQEntry.id, DLQEntry.domain,
+                               DLQEntry.failure_type, DLQEntry.created_at, DLQEntry.closed_at
+                               ).where(DLQEntry.id.in_(chunk))
+        session.execute(sa.insert(DLQPurgedEntryRow).from_select(
+            ["purge_id", "entry_id", "domain", "failure_type", "created_at", "closed_at"],
+            tombstones))
         session.execute(sa.delete(DLQAuditEventRow).where(DLQAuditEventRow.entry_id.in_(chunk)))
         session.execute(sa.delete(DLQPayloadRow).where(DLQPayloadRow.entry_id.in_(chunk)))
         session.execute(sa.delete(DLQEntry).where(DLQEntry.id.in_(chunk)))
         purged += len(chunk)
+    if purged:
+        session.execute(sa.update(DLQPurgeRow).where(DLQPurgeRow.purge_id == purge_id)
+                        .values(count=purged))
+    return purged
 
 
 def count_archived_older_than(*, session: Session, cutoff: datetime) -> int:

@@ -17,6 +17,7 @@ from dlq._state import is_retryable
 
 __all__ = [
     "OPEN",
+    "current_entry_id",
     "entry_to_data",
     "entry_to_dict",
     "expired_entry_ids",
@@ -44,6 +45,13 @@ def retryable_condition() -> Any:
 def get_entry_row(*, session: Session, entry_id: str) -> DLQEntry | None:
     """The entry row, or None."""
     return session.get(DLQEntry, entry_id)
+
+
+def current_entry_id(*, session: Session, workflow_id: str) -> str | None:
+    """The newest entry stored under ``workflow_id`` (a dedup key's current one), or None."""
+    stmt = (sa.select(DLQEntry.id).where(DLQEntry.workflow_id == workflow_id)
+            .order_by(DLQEntry.created_at.desc(), DLQEntry.id.desc()).limit(1))
+    return session.execute(stmt).scalar()
 
 
 def list_audit_events(*, session: Session, entry_id: str) -> list[DLQAuditEventRow]:

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from dlq._filters import EntryFilters
 from dlq._models import FailedOperationData
 from dlq._reads import ThreadReads
-from dlq._sql import bulk, lists, maintenance, queries, writes
+from dlq._sql import bulk, lists, maintenance, purges, queries, writes
 
 __all__ = ["FailedOperationRepository", "SQLModelRepository"]
 
@@ -39,6 +39,10 @@ class FailedOperationRepository(Protocol):
 
     def get_detail(self, entry_id: str) -> dict[str, Any] | None:
         """The entry as a JSON-safe dict with attempts and audit events, or None."""
+        ...
+
+    def current_entry_id(self, workflow_id: str) -> str | None:
+        """The newest entry stored under ``workflow_id``, or None."""
         ...
 
     def save_payload(self, entry_id: str, data: dict[str, Any]) -> None:
@@ -85,13 +89,27 @@ class FailedOperationRepository(Protocol):
         """Faceted status x domain counts."""
         ...
 
-    def archive_closed(self, cutoff: datetime, now: datetime, dry_run: bool) -> int:
-        """Archive entries closed before ``cutoff``."""
+    def archive_closed(self, cutoff: datetime, now: datetime, dry_run: bool,
+                       actor: str | None) -> int:
+        """Archive entries closed before ``cutoff`` (audited with ``actor``)."""
         ...
 
     def purge_archived(self, ids: Sequence[str] | None, cutoff: datetime | None,
-                       dry_run: bool) -> int:
-        """Delete archived entries by id and/or age."""
+                       dry_run: bool, actor: str | None, reason: str,
+                       criteria: dict[str, Any] | None) -> int:
+        """Delete archived entries by id and/or age, recording the purge."""
+        ...
+
+    def list_purges(self, limit: int) -> list[dict[str, Any]]:
+        """The newest purges first."""
+        ...
+
+    def get_purge(self, purge_id: str, limit: int) -> dict[str, Any] | None:
+        """One purge with the tombstones of its entries, or None."""
+        ...
+
+    def find_purged_entry(self, entry_id: str) -> dict[str, Any] | None:
+        """The tombstone of a purged entry, or None."""
         ...
 
     def count_archived_older_than(self, cutoff: datetime) -> int:
@@ -165,6 +183,7 @@ class SQLModelRepository:
 
     get = _on("read", queries.get_entry)
     get_detail = _on("read", queries.get_entry_detail)
+    current_entry_id = _on("read", queries.current_entry_id)
     save_payload = _on("write", writes.save_payload)
     list_page = _on("hot", lists.list_page)
     list_after = _on("hot", lists.find_entries_after)
@@ -177,6 +196,9 @@ class SQLModelRepository:
     facet_counts = _on("hot", queries.facet_counts)
     archive_closed = _on("write", maintenance.archive_closed)
     purge_archived = _on("write", maintenance.purge_archived)
+    list_purges = _on("read", purges.list_purges)
+    get_purge = _on("read", purges.get_purge)
+    find_purged_entry = _on("read", purges.find_purged_entry)
     count_archived_older_than = _on("read", maintenance.count_archived_older_than)
     cleanup_counts = _on("read", maintenance.cleanup_counts)
     freeze_bulk_set = _on("write", bulk.freeze_bulk_set)

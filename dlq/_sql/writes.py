@@ -29,8 +29,10 @@ __all__ = [
 MUTABLE_COLUMNS = (
     "status", "retry_count", "max_retries", "occurrences", "last_error", "resolution_type",
     "resolution_notes", "attempts", "version", "updated_at", "expires_at", "resolved_at",
-    "closed_at", "last_attempt_at", "last_seen_at",
+    "closed_at", "last_attempt_at", "last_seen_at", "data_edits", "data_edited_at",
 )
+# Written again only when an operator edited the data (edit before replay).
+EDITED_COLUMNS = ("request_data", "snapshot_data", "original_data")
 # Written once, at capture: the failure's fields ("metadata" is a column name the
 # ORM model cannot use, so it is bound apart), where the entry lives and when.
 DATA_COLUMNS = ("workflow_id", *(f for f in FAILURE_FIELDS if f != "metadata"), "created_at")
@@ -41,8 +43,10 @@ _ENTRY_TABLE: sa.Table = DLQEntry.__table__  # type: ignore[assignment]
 
 
 @functools.cache
-def _entry_statements(dialect: str) -> tuple[Any, Any]:
+def _entry_statements(dialect: str, data_changed: bool = False) -> tuple[Any, Any]:
     """The entry upsert and update, built once per dialect; values come as parameters.
+
+    With ``data_changed`` they also write the edited data columns.
 
     Persisting runs for every transition of every entry. Building a statement
     with its values each time (ORM-enabled or not) costs more CPU than the SQL
@@ -50,24 +54,26 @@ def _entry_statements(dialect: str) -> tuple[Any, Any]:
     """
     table = _ENTRY_TABLE
     insert = DIALECTS[dialect].insert
-    columns = (*MUTABLE_COLUMNS, "id", "metadata", *DATA_COLUMNS)
+    columns = (*MUTABLE_COLUMNS, "id", "metadata", "original_data", *DATA_COLUMNS)
+    changing = (*MUTABLE_COLUMNS, *(EDITED_COLUMNS if data_changed else ()))
     ins = insert(table).values({name: sa.bindparam(name, type_=table.c[name].type)
                                 for name in columns})
     upsert = ins.on_conflict_do_update(
         index_elements=[table.c.id],
-        set_={name: ins.excluded[name] for name in MUTABLE_COLUMNS},
+        set_={name: ins.excluded[name] for name in changing},
         where=table.c.version < ins.excluded.version,
     ).returning(table.c.id)
     update = (sa.update(table)
               .where(table.c.id == sa.bindparam("w_id", type_=table.c.id.type),
                      table.c.version < sa.bindparam("w_version", type_=table.c.version.type))
               .values({name: sa.bindparam(name, type_=table.c[name].type)
-                       for name in MUTABLE_COLUMNS})
+                       for name in changing})
               .returning(table.c.id))
     return upsert, update
 
 
-def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> bool:
+def upsert_entry(*, session: Session, state: EntryState, include_data: bool,
+                 data_changed: bool = False) -> bool:
     """Write the entry row at ``state.version`` unless a newer version is stored.
 
     Args:
@@ -75,6 +81,8 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> 
         state: The entry's state.
         include_data: Insert the row if missing (first persist). When False,
             only the mutable columns of an existing row are updated.
+        data_changed: The editable data was edited: write ``request_data``,
+            ``snapshot_data`` and ``original_data`` too.
 
     Returns:
         True if the row changed, False if the stored version was not older.
@@ -82,7 +90,9 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool) -> 
     values: dict[str, Any] = {name: getattr(state, name) for name in MUTABLE_COLUMNS}
     values["status"] = str(state.status)
     values["attempts"] = [a.model_dump(mode="json") for a in state.attempts]
-    upsert, update = _entry_statements(dialect_of(session).name)
+    upsert, update = _entry_statements(dialect_of(session).name, data_changed)
+    if data_changed or include_data:
+        values.update({name: getattr(state, name) for name in EDITED_COLUMNS})
     if not include_data:
         values.update(w_id=state.id, w_version=state.version)
         return session.execute(update, values).first() is not None

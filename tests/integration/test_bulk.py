@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 import uuid
 
 import pytest
@@ -218,10 +219,63 @@ def test_redrive_command_line(config: DLQConfig, monkeypatch: pytest.MonkeyPatch
     runner = CliRunner()
     preview = runner.invoke(app, ["redrive", "--failure-type", ftype, "--dry-run"])
     assert preview.exit_code == 0 and "4 entries would be replayed" in preview.output
-    missing = runner.invoke(app, ["redrive", "--failure-type", ftype, "--reason", "x"])
-    assert missing.exit_code == 1 and "actor_id" in missing.output
+    missing = runner.invoke(app, ["redrive", "--failure-type", ftype])
+    assert missing.exit_code == 2 and "reason" in missing.output
     done = runner.invoke(app, ["redrive", "--failure-type", ftype, "--actor", "ops",
                                "--reason", "cli test", "--wait"])
     assert done.exit_code == 0 and "completed" in done.output, done.output
     with DLQService(config) as svc:
         assert [svc.get_entry(i)["status"] for i in ids] == ["resolved"] * 4
+
+
+async def _replays(ids: list[str]) -> int:
+    return sum(calls[i] for i in ids)
+
+
+async def test_cancel_acts_within_a_second_mid_page(service: AsyncDLQService) -> None:
+    ftype = kind()
+    ids = await seed(service, "t-ok", 40, ftype)
+    # One page of 40 at 5 per second: 8 s, so the cancel lands mid-page.
+    started = await service.bulk_replay({"failure_type": ftype}, actor_id="ops", reason="r",
+                                        rate_per_second=5, page_size=40)
+    wid = started["workflow_id"]
+    mid = await eventually(lambda: service.get_bulk_replay(wid), lambda p: p.done >= 3,
+                           timeout=20)
+    assert mid.status == "running" and mid.done < 40  # progress moved during the page
+    await service.signal_bulk_replay(started["bulk_id"], "cancel")
+    sent = time.monotonic()
+    at_cancel = await _replays(ids)
+    await asyncio.sleep(1.0)
+    after_a_second = await _replays(ids)
+    await asyncio.sleep(1.5)
+    assert await _replays(ids) == after_a_second  # nothing started after the first second
+    # At 5/s, at most ~5 more could start within that second; the page had 30+ left.
+    assert after_a_second - at_cancel <= 6, (at_cancel, after_a_second)
+    final = await service.wait_bulk_replay(wid)
+    assert time.monotonic() - sent < 10
+    assert final.status == "cancelled"
+    replayed = [i for i in ids if calls[i]]
+    assert all(calls[i] == 1 for i in replayed)  # none twice
+    assert final.done == len(replayed) and final.succeeded == len(replayed)
+    assert final.remaining == 40 - len(replayed) > 0
+
+
+async def test_pause_mid_page_then_resume_skips_and_repeats_nothing(
+        service: AsyncDLQService) -> None:
+    ftype = kind()
+    ids = await seed(service, "t-ok", 30, ftype)
+    started = await service.bulk_replay({"failure_type": ftype}, actor_id="ops", reason="r",
+                                        rate_per_second=6, page_size=30)
+    wid = started["workflow_id"]
+    await eventually(lambda: service.get_bulk_replay(wid), lambda p: p.done >= 3, timeout=20)
+    await service.signal_bulk_replay(wid, "pause")
+    await asyncio.sleep(1.0)
+    frozen = await _replays(ids)
+    paused = await eventually(lambda: service.get_bulk_replay(wid),
+                              lambda p: p.status == "paused", timeout=5)
+    await asyncio.sleep(1.5)
+    assert await _replays(ids) == frozen and paused.done == frozen < 30
+    await service.signal_bulk_replay(wid, "resume")
+    final = await service.wait_bulk_replay(wid)
+    assert (final.status, final.done, final.succeeded) == ("completed", 30, 30)
+    assert [calls[i] for i in ids] == [1] * 30  # every entry once: none skipped, none twice

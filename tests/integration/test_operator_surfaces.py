@@ -17,7 +17,7 @@ from dlq import DLQConfig, DLQService, workflow_id_for
 from dlq._messages import EntryInput
 from dlq._procs import BIN
 from tests.support.handlers import calls
-from tests.support.helpers import store, wait_status
+from tests.support.helpers import eventually, store, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -148,19 +148,19 @@ def test_dlq_command_line(config: DLQConfig, monkeypatch: pytest.MonkeyPatch) ->
         a = svc.store_failure("t-fail", "X", recommended_action="manual_check").dlq_id
         b = svc.store_failure("payment", "X", recommended_action="manual_check").dlq_id
     out = runner.invoke(app, ["retry", a])
-    assert out.exit_code == 0 and "pending" in out.output
+    assert out.exit_code == 5 and "pending" in out.output  # the replay ran and failed
     runner.invoke(app, ["retry", a])
     conflict = runner.invoke(app, ["retry", a])
     assert conflict.exit_code == 9 and "DLQStateConflictError" in conflict.output
     missing = runner.invoke(app, ["force-redrive", a, "--actor", "ops", "--reason", " "])
-    assert missing.exit_code == 1 and "reason" in missing.output
+    assert missing.exit_code == 2 and "reason" in missing.output
     forced = runner.invoke(app, ["force-redrive", a, "--actor", "ops", "--reason", "fixed"])
-    assert forced.exit_code == 0, forced.output
+    assert forced.exit_code == 5, forced.output  # t-fail fails again
     shown = runner.invoke(app, ["show", a, "--json"])
     detail = json.loads(shown.output)
     assert [e["action"] for e in detail["audit_events"]].count("force_redrive") == 1
     batch = runner.invoke(app, ["resolve", b, "nope", "--notes", "cli"])
-    assert batch.exit_code == 1 and "DLQEntryNotFoundError" in batch.output
+    assert batch.exit_code == 4 and "DLQEntryNotFoundError" in batch.output
     assert runner.invoke(app, ["show", "nope"]).exit_code == 4
 
 
@@ -176,3 +176,20 @@ async def test_current_details_follow_transitions(service: dlq.AsyncDLQService,
     last_error = next(line for line in meta.current_details.splitlines()
                       if line.startswith("**Last error** (attempt 1, manual, "))
     assert "): RuntimeError\\: downstream refused" in last_error
+
+
+async def test_cli_signal_edits_data_and_bad_edits_change_nothing(
+        service: dlq.AsyncDLQService, temporal_address: str) -> None:
+    dlq_id = await store(service, "payment", request_data={"amount": 1})
+    wid = workflow_id_for(dlq_id)
+    for bad in ('{"request_data": {"amount": 2}}',  # no actor: ignored
+                '{"actor": "ops", "metadata": {"x": 1}}'):  # nothing editable: ignored
+        await asyncio.to_thread(temporal_cli, temporal_address, "workflow", "signal",
+                                "--workflow-id", wid, "--name", "edit_data", "--input", bad)
+    await asyncio.to_thread(temporal_cli, temporal_address, "workflow", "signal",
+                            "--workflow-id", wid, "--name", "edit_data", "--input",
+                            '{"actor": "ops", "request_data": {"amount": 3}}')
+    entry = await eventually(lambda: service.get_entry(dlq_id), lambda e: e["data_edits"] == 1)
+    assert entry["request_data"] == {"amount": 3}
+    assert entry["original_data"]["request_data"] == {"amount": 1}
+    assert [e["action"] for e in entry["audit_events"]] == ["created", "edit_data"]

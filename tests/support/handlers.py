@@ -117,3 +117,18 @@ async def call_downstream(entry: dlq.FailedOperationData) -> None:
     """Replays through the fake downstream."""
     _count(entry)
     await downstream.call()
+
+
+# What the t-echo handler saw, per entry: (request_data, snapshot_data) of each call.
+seen: dict[str, list[tuple[dict, dict]]] = {}
+
+
+@dlq.replay_handler("t-echo")
+def echo(entry: dlq.FailedOperationData) -> None:
+    """Records the data it was given; fails unless snapshot_data says ``{"fixed": true}``."""
+    _count(entry)
+    with _lock:
+        seen.setdefault(entry.id, []).append((dict(entry.request_data),
+                                              dict(entry.snapshot_data)))
+    if not entry.snapshot_data.get("fixed"):
+        raise ValueError("bad data: snapshot_data.fixed is not set")
