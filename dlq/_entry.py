@@ -6,6 +6,7 @@ import inspect
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,15 +50,21 @@ def _check_data(field: str, value: Any) -> tuple[dict[str, Any], int]:
     return json.loads(text), len(text.encode())
 
 
+_CONTEXT_KEYS = ("method", "path", "request_id")
+
+
 def request_context(request: Any) -> dict[str, Any]:
-    """Framework-free forensic context from an HTTP request object.
+    """Framework-free forensic context from an HTTP request object, as a plain dict.
 
     Reads what Django, Starlette/FastAPI and Flask requests have in common
     (method, path, a request id header), by duck typing; never the body or
-    cookies.
+    cookies. A mapping (a context taken earlier) gives its ``method``,
+    ``path`` and ``request_id`` strings.
     """
     if request is None:
         return {}
+    if isinstance(request, Mapping):
+        return {k: request[k] for k in _CONTEXT_KEYS if isinstance(request.get(k), str)}
     context: dict[str, Any] = {}
     method = getattr(request, "method", None)
     if isinstance(method, str):
