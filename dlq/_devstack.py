@@ -335,6 +335,8 @@ def main() -> int:
         ui_port = _port("DLQ_DEV_UI_PORT", port + 1000)
         # The worker and this process talk to the server started here.
         os.environ["DLQ_TEMPORAL_ADDRESS"] = f"localhost:{port}"
+        # ...in plaintext, whatever Temporal profile the developer's shell has.
+        os.environ["DLQ_TEMPORAL_ENVCONFIG"] = "false"
         os.environ["DLQ_RETRY_DELAY"] = f"{DEMO_RETRY_DELAY:g}"
         config = DLQConfig.from_settings()
         stack = DevStack(config, port=port, ui_port=ui_port)

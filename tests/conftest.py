@@ -20,9 +20,10 @@ from temporalio.testing import WorkflowEnvironment
 
 import tests.support.handlers  # noqa: F401 - registers the test replay handlers
 from dlq import AsyncDLQService, DLQConfig
+from dlq._connect import connect
 from dlq._db import create_db_engine, migrate
 from dlq._procs import BIN
-from dlq._temporal import connect, ensure_search_attributes
+from dlq._temporal import ensure_search_attributes
 from dlq._worker import build_worker
 from tests.support.helpers import CAN_EVENTS
 from tests.support.sql import PG_ADMIN_URL, empty_read_model, fresh_pg_database
