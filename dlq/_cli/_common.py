@@ -20,7 +20,8 @@ app = typer.Typer(help="Temporal DLQ operator commands. Configuration comes from
                   no_args_is_help=True)
 console = Console()
 # Exit codes mirror the HTTP mapping of the errors, so scripts can branch on them.
-EXIT_CODES = {DLQEntryNotFoundError: 4, DLQStateConflictError: 9, DLQReplayError: 5}
+EXIT_CODES: dict[type[Exception], int] = {DLQEntryNotFoundError: 4, DLQStateConflictError: 9,
+                                          DLQReplayError: 5}
 
 
 def run(call: Callable[[DLQService], Any]) -> Any:
