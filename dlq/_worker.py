@@ -43,7 +43,8 @@ from dlq._service import AsyncDLQService
 from dlq._sql import SQLModelRepository
 from dlq._temporal import MAINTENANCE_SCHEDULE_ID, MAINTENANCE_WORKFLOW, ensure_search_attributes
 
-__all__ = ["build_worker", "check_health", "ensure_maintenance_schedule", "main", "run_worker"]
+__all__ = ["build_worker", "check_health", "ensure_maintenance_schedule", "main", "run_relay",
+           "run_worker", "serve", "serve_relay"]
 
 log = logging.getLogger("dlq.worker")
 
@@ -236,8 +237,8 @@ async def check_health(config: DLQConfig, *, timeout: float = 5.0) -> bool:
     return True
 
 
-async def _serve(config: DLQConfig, modules: Sequence[str]) -> None:
-    """``run_worker`` until SIGTERM or SIGINT; a second signal cancels the graceful shutdown."""
+def _stop_on_signals(grace: float) -> asyncio.Event:
+    """An event set by the first SIGTERM or SIGINT; a second one cancels the current task."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     main_task = asyncio.current_task()
@@ -245,16 +246,61 @@ async def _serve(config: DLQConfig, modules: Sequence[str]) -> None:
 
     def on_signal(sig: signal.Signals) -> None:
         if stop.is_set():
-            log.warning("%s again: exiting without waiting for running activities", sig.name)
+            log.warning("%s again: exiting without waiting for running work", sig.name)
             main_task.cancel()
             return
         log.info("%s received: shutting down gracefully (up to %gs; send it again to exit "
-                 "at once)", sig.name, config.shutdown_grace)
+                 "at once)", sig.name, grace)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    await run_worker(config, handler_modules=modules, stop=stop)
+    return stop
+
+
+async def serve(config: DLQConfig, handler_modules: Sequence[str] = ()) -> None:
+    """:func:`run_worker` until SIGTERM or SIGINT (a second signal cancels the grace)."""
+    stop = _stop_on_signals(config.shutdown_grace)
+    await run_worker(config, handler_modules=handler_modules, stop=stop)
+
+
+async def run_relay(config: DLQConfig, *, stop: asyncio.Event | None = None,
+                    once: bool = False) -> int:
+    """Deliver the outbox at ``config.outbox_path`` until ``stop`` (a relay process).
+
+    For hosts whose web processes store with ``mode="async"`` and exit
+    before their own relay delivered everything. On ``stop`` it delivers
+    for up to ``config.shutdown_grace`` more seconds.
+
+    Args:
+        config: Configuration.
+        stop: Set to stop (never, if None and not ``once``).
+        once: Deliver what is there and return.
+
+    Returns:
+        How many records it delivered.
+    """
+    service = AsyncDLQService(config)
+    try:
+        if once:
+            return await service.drain_outbox()
+        relay = service.start_relay()
+        log.info("relay: delivering %s to %s", config.outbox_path, describe(config))
+        await (stop or asyncio.Event()).wait()
+        await service.close()  # the background relay; one bounded drain instead
+        await service.drain_outbox(timeout=config.shutdown_grace)
+        depth = (await service.get_capture_stats())["outbox_depth"]
+        log.info("relay: stopped after delivering %d records; %d left in %s",
+                 relay.delivered, depth, config.outbox_path)
+        return relay.delivered
+    finally:
+        await service.close()
+
+
+async def serve_relay(config: DLQConfig, *, once: bool = False) -> int:
+    """:func:`run_relay` until SIGTERM or SIGINT (or once)."""
+    stop = _stop_on_signals(config.shutdown_grace)
+    return await run_relay(config, stop=stop, once=once)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -287,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0 if healthy else 1)
     modules = [m.strip() for m in args.handlers.split(",") if m.strip()]
     try:
-        asyncio.run(_serve(config, modules))
+        asyncio.run(serve(config, modules))
     except asyncio.CancelledError:
         sys.exit(1)  # a second signal cut the graceful shutdown short
 
