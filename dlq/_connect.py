@@ -98,7 +98,7 @@ def _load_hook(spec: Any, config: DLQConfig) -> TemporalHooks:
                 obj = getattr(obj, part)
         except (ImportError, AttributeError) as err:
             raise ValueError(f"cannot load Temporal hooks {spec!r}: {err}") from err
-    if not isinstance(obj, TemporalHooks) and callable(obj):
+    if callable(obj) and not isinstance(obj, (TemporalHooks, type)):
         obj = obj(config)
     if not isinstance(obj, TemporalHooks):
         raise ValueError(f"Temporal hooks {spec!r} must be a dlq.TemporalHooks or a callable "
@@ -138,6 +138,10 @@ def load_profile(profile: str = "", config_file: str = "") -> ClientConfigProfil
     """
     from temporalio.envconfig import ClientConfigProfile
 
+    if config_file and not Path(config_file).is_file():
+        # The SDK would silently read nothing from a missing file.
+        raise ValueError(f"Temporal config file {config_file} does not exist "
+                         "(DLQ_TEMPORAL_CONFIG_FILE)")
     try:
         return ClientConfigProfile.load(profile=profile or None,
                                         config_source=Path(config_file) if config_file else None)
