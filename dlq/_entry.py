@@ -6,7 +6,6 @@ import inspect
 import json
 import re
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,12 +57,13 @@ def request_context(request: Any) -> dict[str, Any]:
 
     Reads what Django, Starlette/FastAPI and Flask requests have in common
     (method, path, a request id header), by duck typing; never the body or
-    cookies. A mapping (a context taken earlier) gives its ``method``,
-    ``path`` and ``request_id`` strings.
+    cookies. A dict (a context taken earlier) gives its ``method``, ``path``
+    and ``request_id`` strings.
     """
     if request is None:
         return {}
-    if isinstance(request, Mapping):
+    # dict, not Mapping: a Starlette request is a Mapping (of its ASGI scope).
+    if isinstance(request, dict):
         return {k: request[k] for k in _CONTEXT_KEYS if isinstance(request.get(k), str)}
     context: dict[str, Any] = {}
     method = getattr(request, "method", None)
