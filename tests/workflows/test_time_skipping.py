@@ -26,6 +26,7 @@ from dlq._messages import (
     ReplayResult,
     ResolveInput,
     ResolveResult,
+    RetryInput,
 )
 from dlq._models import EntryState
 from dlq._procs import BIN
@@ -199,8 +200,11 @@ async def test_a_worker_on_a_changed_sdk_runs_entries_on_the_stock_runner(
                               engine=engine)
         assert type(worker.config()["workflow_runner"]) is SandboxedWorkflowRunner
         async with worker:
-            dlq_id, handle = await start(ts_env, worker.task_queue, "t-ok", "replay",
-                                         retry_delay=60)
+            # An operator retry (no timer to skip): a replay, then the entry resolves.
+            dlq_id, handle = await start(ts_env, worker.task_queue, "t-ok", "manual_check")
+            out = await handle.execute_update("retry", RetryInput(dlq_id=dlq_id),
+                                              result_type=ReplayResult)
+            assert (out.success, out.status) == (True, "resolved")
             assert (await handle.result()).status == "resolved"
         assert row(engine, dlq_id).status == "resolved"
     finally:
