@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from dlq._config import DLQConfig
 
 __all__ = ["BUILTIN_HOOKS", "TemporalHooks", "client_options", "connect", "describe",
-           "load_profile", "replayer", "resolve_hooks", "worker_interceptors"]
+           "environment_hooks", "load_profile", "replayer", "resolve_hooks",
+           "worker_interceptors"]
 
 log = logging.getLogger("dlq")
 
@@ -191,7 +192,8 @@ def describe(config: DLQConfig) -> str:
     return f"{config.temporal_address}/{config.namespace} ({', '.join(parts)})"
 
 
-def _hooks_from_environment() -> tuple[str, ...]:
+def environment_hooks() -> tuple[str, ...]:
+    """The hooks ``DLQ_TEMPORAL_HOOKS`` names (for clients and workers built without settings)."""
     value = os.environ.get("DLQ_TEMPORAL_HOOKS", "")
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -218,7 +220,7 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
         config = DLQConfig.from_settings()
     elif isinstance(target, str):
         config = DLQConfig(temporal_address=target, namespace=namespace,
-                           temporal_envconfig=False, temporal_hooks=_hooks_from_environment())
+                           temporal_envconfig=False, temporal_hooks=environment_hooks())
     else:
         config = target
     return await Client.connect(**client_options(config), lazy=lazy)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import py_compile
 import signal
 import socket
@@ -34,7 +35,7 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from dlq._config import DLQConfig
-from dlq._connect import connect, describe, worker_interceptors
+from dlq._connect import connect, describe, environment_hooks, worker_interceptors
 from dlq._db import create_db_engine, migrate
 from dlq._handlers import import_handler_modules, registry
 from dlq._messages import MaintenanceInput
@@ -88,7 +89,9 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
 
     _cache_workflow_bytecode(*(sys.modules[cls.__module__] for cls in
                                (DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow)))
-    config = dataclasses.replace(config or DLQConfig(), task_queue=task_queue)
+    # Without a configuration, the hooks still come from DLQ_TEMPORAL_HOOKS, as the client's do.
+    config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks()),
+                                 task_queue=task_queue)
     entry = EntryActivities(engine)
     service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
     maintenance = MaintenanceActivities(service)
@@ -217,22 +220,44 @@ async def _shut_down(config: DLQConfig, worker: Worker, running: asyncio.Task[No
     log.info("shutdown: DLQ worker stopped")
 
 
+# A polling worker renews its long poll at least this often (the server holds
+# one for about a minute); an older last poll means a stuck or stopped worker.
+POLL_FRESHNESS = 90.0
+
+
+def _alive_here(identity: str) -> bool:
+    """Whether ``<pid>@<hostname>`` (the SDK's worker identity) is a live process of this host."""
+    pid, _, host = identity.partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    return True
+
+
 async def check_health(config: DLQConfig, *, timeout: float = 5.0) -> bool:
-    """Whether a worker on this host polls ``config.task_queue`` for workflows and activities.
+    """Whether a live worker of this host polls ``config.task_queue`` for workflows and activities.
 
     The SDK names a worker ``<pid>@<hostname>``; in a container the hostname
     is the container's, so this is the container's own worker (the image's
-    ``HEALTHCHECK``).
+    ``HEALTHCHECK``). Its last poll must be recent: the server remembers
+    pollers for minutes after they stopped.
     """
-    suffix = f"@{socket.gethostname()}"
     client = await asyncio.wait_for(connect(config), timeout)
+    now = time.time()
     for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
         response = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(namespace=config.namespace,
                                      task_queue=TaskQueue(name=config.task_queue),
                                      task_queue_type=kind),
             timeout=timedelta(seconds=timeout))
-        if not any(p.identity.endswith(suffix) for p in response.pollers):
+        if not any(_alive_here(p.identity)
+                   and now - p.last_access_time.ToSeconds() < POLL_FRESHNESS
+                   for p in response.pollers):
             return False
     return True
 

@@ -10,6 +10,8 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig
-from dlq._procs import ROOT, WorkerProcess
+from dlq._procs import BIN, ROOT, WorkerProcess
 from tests.support.helpers import eventually, store
 
 pytestmark = pytest.mark.integration
@@ -91,16 +93,28 @@ async def test_a_replay_in_flight_at_shutdown_completes_and_is_recorded_once(
         await service.close()
 
 
-async def test_an_idle_worker_stops_at_once(temporal_address: str, tmp_path: Path) -> None:
+def _check(worker: WorkerProcess, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*command, "--check"], env=worker.env, cwd=ROOT, text=True,
+                          capture_output=True, timeout=60)
+
+
+async def test_an_idle_worker_is_healthy_then_stops_at_once(temporal_address: str,
+                                                            tmp_path: Path) -> None:
     worker = _worker(temporal_address, f"dlq-stop-{uuid.uuid4().hex[:6]}", tmp_path, "idle")
+    commands = [(sys.executable, str(ROOT / "worker.py")), (str(BIN / "dlq"), "worker")]
     try:
         await worker.restart()
+        for command in commands:  # the image's HEALTHCHECK, and the CLI's twin
+            healthy = await asyncio.to_thread(_check, worker, *command)
+            assert healthy.returncode == 0, healthy.stderr
         assert worker.pid is not None
         os.kill(worker.pid, signal.SIGTERM)
         took = await asyncio.to_thread(_wait_exit, worker, 30)
         assert worker.returncode == 0, worker.tail()
         assert took < 5, took
         assert re.search(r"activities finished in \d+\.\ds", worker.log_text())
+        gone = await asyncio.to_thread(_check, worker, *commands[0])
+        assert gone.returncode == 1 and "no poller from this host" in gone.stderr
     finally:
         worker.stop(5)
 
