@@ -198,7 +198,7 @@ async def _shut_down(config: DLQConfig, worker: Worker, running: asyncio.Task[No
     """Stop polling, let running activities finish, drain the relay; bounded by the grace."""
     grace = config.shutdown_grace
     deadline = time.monotonic() + grace
-    log.info("shutdown: stopped polling task queue %r; waiting up to %gs for running "
+    log.info("shutdown: no new tasks from task queue %r; waiting up to %gs for running "
              "replays and other activities", config.task_queue, grace)
     started = time.monotonic()
     # The SDK cancels activities still running after graceful_shutdown_timeout

@@ -74,7 +74,7 @@ async def test_a_replay_in_flight_at_shutdown_completes_and_is_recorded_once(
         # ...and said what it did, step by step.
         log = first.log_text()
         steps = [f"{sig.name} received: shutting down gracefully",
-                 "shutdown: stopped polling", "shutdown: running activities finished",
+                 "shutdown: no new tasks", "shutdown: running activities finished",
                  "shutdown: outbox", "shutdown: DLQ worker stopped"]
         positions = [log.find(step) for step in steps]
         assert -1 not in positions and positions == sorted(positions), log
