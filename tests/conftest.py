@@ -92,8 +92,11 @@ def temporal_address(temporal_env: WorkflowEnvironment) -> str:
 @pytest.fixture(scope="session")
 def base_configs(temporal_address: str, tmp_root: Path, pg_url: str | None) -> dict[str, DLQConfig]:
     """One configuration per SQL backend, each with its own task queue."""
+    # shutdown_grace: at the end of the session the workers stop within the
+    # thread join below instead of waiting 30 s for replays nobody awaits.
     common = dict(temporal_address=temporal_address, retry_delay=0.5, store_timeout=15.0,
-                  replay_timeout=2.0, outbox_path=str(tmp_root / "outbox.db"))
+                  replay_timeout=2.0, outbox_path=str(tmp_root / "outbox.db"),
+                  shutdown_grace=2.0)
     configs = {"sqlite": DLQConfig(task_queue="dlq-sqlite",
                                    database_url=f"sqlite:///{tmp_root}/dlq.db", **common)}
     if pg_url:
