@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Awaitable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -79,6 +81,7 @@ class EntryActivities:
             )
         started = time.perf_counter()
         try:
+            call: Awaitable[Any]
             if inspect.iscoroutinefunction(handler):
                 call = handler(entry)
             else:

@@ -37,7 +37,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from dlq._temporal import connect
+from dlq._connect import connect
 from dlq._throttle import AdaptiveThrottle
 
 if __package__ in (None, ""):

@@ -18,8 +18,8 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from bench._bare import BareWorkflow, bare_noop
+from dlq._connect import connect
 from dlq._db import create_db_engine, migrate
-from dlq._temporal import connect
 from dlq._worker import build_worker
 
 

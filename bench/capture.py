@@ -71,7 +71,8 @@ from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig, DLQService
-from dlq._temporal import connect, workflow_id_for
+from dlq._connect import connect
+from dlq._temporal import workflow_id_for
 
 if __package__ in (None, ""):
     # Run as `python bench/capture.py`: `bench` is not installed.

@@ -76,7 +76,8 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from dlq import AsyncDLQService, DLQConfig
-from dlq._temporal import connect, workflow_id_for
+from dlq._connect import connect
+from dlq._temporal import workflow_id_for
 
 if __package__ in (None, ""):
     # Run as `python bench/replay.py`: `bench` is not installed.

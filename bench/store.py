@@ -42,8 +42,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dlq import AsyncDLQService, DLQConfig
+from dlq._connect import connect
 from dlq._db import create_db_engine
-from dlq._temporal import connect
 
 if __package__ in (None, ""):
     # Run as `python bench/store.py`: `bench` is not installed, so import it

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dlq._blocking import DLQService, get_dlq_service, reset_dlq_service, store_to_dlq
     from dlq._config import DLQConfig, DLQSettings
+    from dlq._connect import TemporalHooks, connect
     from dlq._entry import new_dlq_id, new_entry_input
     from dlq._errors import (
         DLQEntryNotFoundError,
@@ -46,6 +47,8 @@ _EXPORTS = {
     "store_to_dlq": "dlq._blocking",
     "DLQConfig": "dlq._config",
     "DLQSettings": "dlq._config",
+    "TemporalHooks": "dlq._connect",
+    "connect": "dlq._connect",
     "new_dlq_id": "dlq._entry",
     "new_entry_input": "dlq._entry",
     "DLQEntryNotFoundError": "dlq._errors",
@@ -103,6 +106,8 @@ __all__ = [
     "Permit",
     "Refusal",
     "SQLModelRepository",
+    "TemporalHooks",
+    "connect",
     "get_dlq_service",
     "new_dlq_id",
     "new_entry_input",

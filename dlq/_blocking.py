@@ -25,7 +25,7 @@ from dlq._service import AsyncDLQService
 if TYPE_CHECKING:
     from dlq._sql import FailedOperationRepository
 
-__all__ = ["DLQService", "get_dlq_service", "reset_dlq_service", "store_to_dlq"]
+__all__ = ["DLQService", "get_dlq_service", "reset_dlq_service", "store_to_dlq", "use_config"]
 
 T = TypeVar("T")
 
@@ -205,14 +205,32 @@ class DLQService:
 
 _service: DLQService | None = None
 _service_lock = threading.Lock()
+# Where the process-wide service takes its configuration from (None: DLQ_*
+# variables); an integration sets it, e.g. the Django app to settings.DLQ.
+_config_source: Callable[[], DLQConfig] | None = None
+
+
+def use_config(source: Callable[[], DLQConfig] | None) -> None:
+    """Make the process-wide service take its configuration from ``source``.
+
+    Integrations call this (the Django app passes ``settings.DLQ``); it
+    applies to the next service :func:`get_dlq_service` builds, also after
+    :func:`reset_dlq_service`. None goes back to ``DLQ_*`` variables.
+    """
+    global _config_source
+    _config_source = source
 
 
 def get_dlq_service() -> DLQService:
-    """The process-wide :class:`DLQService`, created from ``DLQ_*`` variables on first use."""
+    """The process-wide :class:`DLQService`, created on first use.
+
+    Its configuration comes from ``DLQ_*`` variables, or from what an
+    integration set with :func:`use_config` (the Django app: ``settings.DLQ``).
+    """
     global _service
     with _service_lock:
         if _service is None:
-            _service = DLQService()
+            _service = DLQService(_config_source() if _config_source is not None else None)
         return _service
 
 

@@ -71,13 +71,15 @@ async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryR
         next_action_hint: Guidance for operators.
         recommended_action: ``replay`` enables automatic replay;
             anything else (``manual_check``...) waits for an operator.
-        request: An HTTP request object; its method, path and request id
-            are kept in ``metadata["request"]``.
+        request: An HTTP request object (Django, Starlette/FastAPI, Flask...)
+            or a dict already taken from one; its method, path and request
+            id are copied into ``metadata["request"]`` on the calling thread,
+            so any mode keeps them and the object is never shared.
         mode: ``"sync"``: wait for the workflow and the SQL row.
             ``"async"``: append to the local outbox and return at once
             with the id the entry will have; a relay delivers it.
             None: ``"async"`` if ``DLQ_OUTBOX_ENABLED``, else ``"sync"``;
-            always ``"sync"`` with a ``request``.
+            always ``"sync"`` with a ``request`` (the reference's rule).
         dedup_key: Groups repeats: while an entry with the same (domain,
             failure_type, dedup_key) is open, a store adds an occurrence
             to it (``occurrences``, ``last_seen_at``) and returns its id
@@ -91,8 +93,7 @@ async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryR
         names the outbox file and the relay delivers it later.
 
     Raises:
-        ValueError: Naming the invalid field (nothing is written), or
-            ``mode="async"`` together with a ``request``.
+        ValueError: Naming the invalid field (nothing is written).
     """
     ready = admit(service, args)
     if isinstance(ready, DLQEntryResult):
@@ -121,13 +122,12 @@ def admit(service: AsyncDLQService, args: StoreArgs, *,
     fields, request, mode = args
     if mode not in (None, "sync", "async"):
         raise ValueError(f"mode must be 'sync', 'async' or None, got {mode!r}")
-    if mode == "async" and request is not None:
-        raise ValueError("mode='async' cannot take a request object (it may not be shared "
-                         "across threads); use mode='sync' or drop request")
     if not service.is_enabled:
         return DLQEntryResult(success=False, error="DLQ disabled")
     if mode is None:
         mode = "async" if service.config.outbox_enabled and request is None else "sync"
+    # The request's context becomes a plain dict here, on the caller's thread:
+    # the request object itself never reaches the outbox, the relay or the loop thread.
     entry = build_entry(fields, request, config=service.config)
     if mode == "async":
         return _enqueue(service, entry, run_relay=run_relay)

@@ -76,6 +76,11 @@ class DLQSettings(BaseSettings):
     api_tokens: Annotated[tuple[ApiToken, ...], NoDecode] = ()
     debug: bool = False
     temporal_ui_url: str = DEFAULT_TEMPORAL_UI_URL
+    temporal_profile: str = ""
+    temporal_config_file: str = ""
+    temporal_envconfig: bool = True
+    temporal_hooks: Annotated[tuple[Any, ...], NoDecode] = ()
+    shutdown_grace: float = Field(30.0, ge=0)
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -89,7 +94,7 @@ class DLQSettings(BaseSettings):
         # Malformed thresholds must stop start-up, not surface at query time.
         return parse_sla_thresholds(value)
 
-    @field_validator("handler_modules", mode="before")
+    @field_validator("handler_modules", "temporal_hooks", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         # A comma-separated list is friendlier in an env file than JSON.
@@ -147,6 +152,21 @@ class DLQConfig:
             ``DLQ_API_TOKENS`` (``name:role:token``, comma-separated).
         debug: Debug mode: ``POST /api/test-entries`` exists only then.
         temporal_ui_url: The Temporal Web UI the console links entries to.
+        temporal_profile: Profile of Temporal's environment configuration
+            (``temporal.toml``) to connect with; empty means ``TEMPORAL_PROFILE``
+            or ``default``.
+        temporal_config_file: That TOML file; empty means
+            ``TEMPORAL_CONFIG_FILE`` or Temporal's default location.
+        temporal_envconfig: Whether to read Temporal's environment
+            configuration at all (the profile and ``TEMPORAL_*`` variables:
+            TLS, mTLS, API key, gRPC metadata; the address and namespace when
+            ``DLQ_TEMPORAL_ADDRESS`` / ``DLQ_NAMESPACE`` are not set).
+        temporal_hooks: :class:`~dlq.TemporalHooks` (data converter,
+            interceptors, plugins) that every Temporal client and worker the
+            DLQ builds gets: objects, or ``module:attribute`` paths to one or
+            to a callable taking this configuration and returning one.
+        shutdown_grace: Seconds a stopping worker gives running replays and
+            the outbox relay before it exits.
     """
 
     enabled: bool = True
@@ -177,6 +197,11 @@ class DLQConfig:
     api_tokens: tuple[ApiToken, ...] = ()
     debug: bool = False
     temporal_ui_url: str = DEFAULT_TEMPORAL_UI_URL
+    temporal_profile: str = ""
+    temporal_config_file: str = ""
+    temporal_envconfig: bool = True
+    temporal_hooks: tuple[Any, ...] = ()
+    shutdown_grace: float = 30.0
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -199,6 +224,9 @@ class DLQConfig:
                      "command_timeout", "maintenance_interval_hours"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"DLQConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.shutdown_grace < 0:
+            raise ValueError(f"DLQConfig.shutdown_grace must be >= 0, got {self.shutdown_grace!r}")
+        object.__setattr__(self, "temporal_hooks", tuple(self.temporal_hooks))
 
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:
@@ -220,4 +248,16 @@ class DLQConfig:
             pydantic.ValidationError: If a variable has an invalid value.
         """
         settings = settings or DLQSettings()
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+        values = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        if settings.temporal_envconfig:
+            # Temporal's own configuration (temporal.toml, TEMPORAL_ADDRESS...)
+            # names the server unless a DLQ_* variable says otherwise.
+            from dlq._connect import load_profile
+
+            profile = load_profile(settings.temporal_profile, settings.temporal_config_file)
+            unset = {"temporal_address", "namespace"} - settings.model_fields_set
+            if profile.address and "temporal_address" in unset:
+                values["temporal_address"] = profile.address
+            if profile.namespace and "namespace" in unset:
+                values["namespace"] = profile.namespace
+        return cls(**values)

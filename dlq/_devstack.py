@@ -279,6 +279,8 @@ def main() -> int:
         http_port = _port("DLQ_DEV_HTTP_PORT", 8000)
         # The worker and this process talk to the server started here.
         os.environ["DLQ_TEMPORAL_ADDRESS"] = f"localhost:{port}"
+        # ...in plaintext, whatever Temporal profile the developer's shell has.
+        os.environ["DLQ_TEMPORAL_ENVCONFIG"] = "false"
         os.environ["DLQ_RETRY_DELAY"] = f"{DEMO_RETRY_DELAY:g}"
         config = DLQConfig.from_settings()
         # The worker, `dlq serve` and every `dlq` command use this same folder.

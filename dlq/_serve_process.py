@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from dlq._procs import ManagedProcess, ProcessError
+from dlq._procs import ManagedProcess, ProcessExitedError, ProcessNotReadyError
 
 __all__ = ["ServeProcess"]
 
@@ -47,16 +47,17 @@ class ServeProcess(ManagedProcess):
         deadline = time.monotonic() + timeout
         while True:
             if not self.alive():
-                raise ProcessError(f"{self.name} exited (code {self.returncode}); "
-                                   f"log {self.log_path}:\n{self.tail()}")
+                raise ProcessExitedError(f"{self.name} exited (code {self.returncode}); "
+                                         f"log {self.log_path}:\n{self.tail()}", self)
             try:
                 await asyncio.to_thread(_get, f"{self.url}/login")
                 return
             except (OSError, urllib.error.URLError):
                 pass
             if time.monotonic() > deadline:
-                raise ProcessError(f"{self.name} did not answer on {self.url} within "
-                                   f"{timeout:g}s; log {self.log_path}:\n{self.tail()}")
+                raise ProcessNotReadyError(f"{self.name} did not answer on {self.url} within "
+                                           f"{timeout:g}s; log {self.log_path}:\n{self.tail()}",
+                                           self)
             await asyncio.sleep(0.2)
 
 

@@ -18,10 +18,10 @@ from temporalio.client import Client
 
 from dlq import _capture, _commands, _ids, _maintenance, _queries, _redrive
 from dlq._config import DLQConfig
+from dlq._connect import connect
 from dlq._errors import DLQUnavailableError
 from dlq._outbox import Outbox
 from dlq._relay import Relay
-from dlq._temporal import connect
 
 if TYPE_CHECKING:
     from dlq._sql import FailedOperationRepository
@@ -92,7 +92,7 @@ class AsyncDLQService:
         if self._client is None:
             try:
                 self._client = await asyncio.wait_for(
-                    connect(self.config.temporal_address, self.config.namespace),
+                    connect(self.config),
                     timeout=self.config.store_timeout,
                 )
             except (TimeoutError, RuntimeError) as err:

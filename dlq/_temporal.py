@@ -1,4 +1,4 @@
-"""Talking to Temporal: connecting, search attributes, entry workflow ids."""
+"""Talking to Temporal: search attributes, entry workflow ids (connecting: :mod:`dlq._connect`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from dlq._messages import EntryInput
@@ -20,7 +19,6 @@ from dlq._messages import EntryInput
 __all__ = [
     "ENTRY_WORKFLOW",
     "SEARCH_ATTRIBUTES",
-    "connect",
     "ensure_search_attributes",
     "workflow_id_for",
 ]
@@ -64,12 +62,6 @@ def entry_workflow_id(entry: EntryInput) -> str:
     if entry.dedup_key:
         return dedup_workflow_id(entry.domain, entry.failure_type, entry.dedup_key)
     return workflow_id_for(entry.dlq_id)
-
-
-async def connect(address: str, namespace: str = "default") -> Client:
-    """Connect with the pydantic data converter (every DLQ client uses it)."""
-    return await Client.connect(address, namespace=namespace,
-                                data_converter=pydantic_data_converter)
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

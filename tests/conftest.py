@@ -20,9 +20,10 @@ from temporalio.testing import WorkflowEnvironment
 
 import tests.support.handlers  # noqa: F401 - registers the test replay handlers
 from dlq import AsyncDLQService, DLQConfig
+from dlq._connect import connect
 from dlq._db import create_db_engine, migrate
 from dlq._procs import BIN
-from dlq._temporal import connect, ensure_search_attributes
+from dlq._temporal import ensure_search_attributes
 from dlq._worker import build_worker
 from tests.support.helpers import CAN_EVENTS
 from tests.support.sql import PG_ADMIN_URL, empty_read_model, fresh_pg_database
@@ -91,8 +92,11 @@ def temporal_address(temporal_env: WorkflowEnvironment) -> str:
 @pytest.fixture(scope="session")
 def base_configs(temporal_address: str, tmp_root: Path, pg_url: str | None) -> dict[str, DLQConfig]:
     """One configuration per SQL backend, each with its own task queue."""
+    # shutdown_grace: at the end of the session the workers stop within the
+    # thread join below instead of waiting 30 s for replays nobody awaits.
     common = dict(temporal_address=temporal_address, retry_delay=0.5, store_timeout=15.0,
-                  replay_timeout=2.0, outbox_path=str(tmp_root / "outbox.db"))
+                  replay_timeout=2.0, outbox_path=str(tmp_root / "outbox.db"),
+                  shutdown_grace=2.0)
     configs = {"sqlite": DLQConfig(task_queue="dlq-sqlite",
                                    database_url=f"sqlite:///{tmp_root}/dlq.db", **common)}
     if pg_url:

@@ -428,7 +428,7 @@ class DLQEntryWorkflow:
             if not include_data:
                 # The data already in SQL stays out of history; edited data
                 # (edit before replay) travels once per edit.
-                kept = {"response_data": {}, "metadata": {}}
+                kept: dict[str, Any] = {"response_data": {}, "metadata": {}}
                 if not data_changed:
                     kept.update(snapshot_data={}, request_data={}, original_data=None)
                 row = row.model_copy(update=kept)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from dlq._blocking import DLQService
 from dlq._cli._common import (
     BAD_INPUT,
     ActorOption,
@@ -65,7 +66,7 @@ def purge(
         raise fail("give --older-than-days N and/or --id ID; a purge never takes everything",
                    BAD_INPUT)
 
-    def call(s):  # type: ignore[no-untyped-def]
+    def call(s: DLQService) -> int:
         pks = [s.resolve_entry_id(i) for i in ids] if ids else None
         return s.purge_archived(pks, older_than_days, dry_run=dry_run, actor=actor,
                                 reason=reason)
@@ -96,7 +97,7 @@ def purges(
         console.print(table)
         return
 
-    def one(s):  # type: ignore[no-untyped-def]
+    def one(s: DLQService) -> dict[str, Any]:
         found = s.get_purge(purge_id, limit)
         if found is None:
             raise DLQEntryNotFoundError(f"no purge {purge_id}")

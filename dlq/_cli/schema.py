@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dlq._blocking import DLQService
 from dlq._cli._common import app, console, run
 from dlq._db import create_db_engine, migrate
 
@@ -10,7 +11,7 @@ from dlq._db import create_db_engine, migrate
 def migrate_cmd() -> None:
     """Create or upgrade the SQL schema (the worker also does this at start)."""
 
-    def call(service) -> str:  # type: ignore[no-untyped-def]
+    def call(service: DLQService) -> str:
         url = service.config.database_url
         engine = create_db_engine(url)
         try:

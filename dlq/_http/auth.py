@@ -146,7 +146,8 @@ async def _check_csrf(request: Request, identity: Identity, settings: Settings) 
     sent = request.headers.get("x-csrf-token")
     if sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
-        sent = (await request.form()).get("csrf_token")
+        form_value = (await request.form()).get("csrf_token")
+        sent = form_value if isinstance(form_value, str) else None
     if not isinstance(sent, str) or not hmac.compare_digest(sent,
                                                             csrf_token(identity, settings)):
         raise AuthError(403, "missing or wrong CSRF token; reload the page")

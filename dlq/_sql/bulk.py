@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dlq._db import DLQBulkItemRow, DLQEntry
 from dlq._filters import EntryFilters
@@ -25,7 +25,7 @@ def _bulk_conditions(filters: EntryFilters) -> list[Any]:
 
 def _set_size(session: Session, bulk_id: str) -> int:
     return session.execute(sa.select(sa.func.count()).select_from(DLQBulkItemRow)
-                           .where(DLQBulkItemRow.bulk_id == bulk_id)).scalar_one()
+                           .where(col(DLQBulkItemRow.bulk_id) == bulk_id)).scalar_one()
 
 
 def freeze_bulk_set(*, session: Session, bulk_id: str, filters: EntryFilters) -> int:
@@ -34,22 +34,23 @@ def freeze_bulk_set(*, session: Session, bulk_id: str, filters: EntryFilters) ->
     Entries that match later are not swept in. Returns the size of the set.
     """
     if not _set_size(session, bulk_id):
-        source = sa.select(sa.literal(bulk_id), DLQEntry.id).where(*_bulk_conditions(filters))
+        source = sa.select(sa.literal(bulk_id), col(DLQEntry.id)).where(*_bulk_conditions(filters))
         session.execute(sa.insert(DLQBulkItemRow).from_select(["bulk_id", "entry_id"], source))
     return _set_size(session, bulk_id)
 
 
 def drop_bulk_set(*, session: Session, bulk_id: str) -> int:
     """Forget a frozen set whose redrive never started; returns the rows removed."""
-    return session.execute(sa.delete(DLQBulkItemRow)
-                           .where(DLQBulkItemRow.bulk_id == bulk_id)).rowcount
+    result = session.execute(sa.delete(DLQBulkItemRow)
+                             .where(col(DLQBulkItemRow.bulk_id) == bulk_id))
+    return cast("sa.CursorResult[Any]", result).rowcount
 
 
 def bulk_page_ids(*, session: Session, bulk_id: str, after: str, limit: int) -> list[str]:
     """The next ``limit`` ids of a frozen set after ``after`` (id order)."""
-    stmt = (sa.select(DLQBulkItemRow.entry_id)
-            .where(DLQBulkItemRow.bulk_id == bulk_id, DLQBulkItemRow.entry_id > after)
-            .order_by(DLQBulkItemRow.entry_id).limit(limit))
+    stmt = (sa.select(col(DLQBulkItemRow.entry_id))
+            .where(col(DLQBulkItemRow.bulk_id) == bulk_id, col(DLQBulkItemRow.entry_id) > after)
+            .order_by(col(DLQBulkItemRow.entry_id)).limit(limit))
     return list(session.execute(stmt).scalars())
 
 
@@ -58,8 +59,8 @@ def bulk_breakdown(*, session: Session, filters: EntryFilters,
     """What a redrive with ``filters`` would take: count, by domain/failure type, a sample."""
     conds = _bulk_conditions(filters)
     groups = session.execute(
-        sa.select(DLQEntry.domain, DLQEntry.failure_type, sa.func.count()).where(*conds)
-        .group_by(DLQEntry.domain, DLQEntry.failure_type)).all()
+        sa.select(col(DLQEntry.domain), col(DLQEntry.failure_type), sa.func.count()).where(*conds)
+        .group_by(col(DLQEntry.domain), col(DLQEntry.failure_type))).all()
     rows = list_rows(session, list_select().where(*conds).order_by(*NEWEST_FIRST)
                      .limit(sample))
     return {"count": sum(n for _, _, n in groups),

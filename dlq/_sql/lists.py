@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from dlq._db import DLQEntry, UTCDateTime
 from dlq._fields import DATA_FIELDS, FAILURE_FIELDS
@@ -43,9 +44,9 @@ LIST_COLUMNS = (
     "version", "dedup_key", "created_at", "updated_at", "expires_at", "resolved_at",
     "closed_at", "last_attempt_at", "last_seen_at",
 )
-NEWEST_FIRST = (DLQEntry.created_at.desc(), DLQEntry.id.desc())
+NEWEST_FIRST = (col(DLQEntry.created_at).desc(), col(DLQEntry.id).desc())
 DATETIME_COLUMNS = tuple(c for c in LIST_COLUMNS
-                         if isinstance(DLQEntry.__table__.c[c].type, UTCDateTime))
+                         if isinstance(sa.inspect(DLQEntry).columns[c].type, UTCDateTime))
 _DATETIME_POSITIONS = tuple((LIST_COLUMNS.index(c), c) for c in DATETIME_COLUMNS)
 _EQUAL_FILTERS = ("domain", "failure_type", "entity_type", "entity_id", "error_code", "user_id")
 # Distinct SQL texts kept: filter shapes x page sizes x kinds x dialects. Shapes
@@ -60,18 +61,18 @@ def conditions(f: EntryFilters) -> list[Any]:
     """The filters as SQLAlchemy conditions on :class:`DLQEntry`."""
     conds: list[Any] = []
     if f.status:
-        conds.append(DLQEntry.status == f.status[0] if len(f.status) == 1
-                     else DLQEntry.status.in_(f.status))
+        conds.append(col(DLQEntry.status) == f.status[0] if len(f.status) == 1
+                     else col(DLQEntry.status).in_(f.status))
     for name in _EQUAL_FILTERS:
         value = getattr(f, name)
         if value is not None:
             conds.append(getattr(DLQEntry, name) == value)
     if f.created_after is not None:
-        conds.append(DLQEntry.created_at >= f.created_after)
+        conds.append(col(DLQEntry.created_at) >= f.created_after)
     if f.created_before is not None:
-        conds.append(DLQEntry.created_at < f.created_before)
+        conds.append(col(DLQEntry.created_at) < f.created_before)
     if f.error_message:
-        conds.append(sa.func.lower(DLQEntry.error_message).contains(
+        conds.append(sa.func.lower(col(DLQEntry.error_message)).contains(
             f.error_message.lower(), autoescape=True))
     return conds
 

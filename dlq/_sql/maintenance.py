@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dlq._db import (
     DLQAuditEventRow,
@@ -42,12 +42,12 @@ AGE_BUCKETS = (("lt_1d", 0, 1), ("1d_7d", 1, 7), ("7d_30d", 7, 30), ("30d_90d", 
 def _sql_audit(session: Session, where: Any, *, action: str, to_status: str,
                now: datetime, actor: str = "maintenance", reason: str = "") -> None:
     """Append one audit event to every entry matching ``where``, in one statement."""
-    audit = DLQAuditEventRow.__table__
+    audit: sa.Table = DLQAuditEventRow.__table__  # type: ignore[attr-defined]
     next_seq = (sa.select(sa.func.coalesce(sa.func.max(audit.c.seq), 0) + 1)
-                .where(audit.c.entry_id == DLQEntry.id).scalar_subquery())
+                .where(audit.c.entry_id == col(DLQEntry.id)).scalar_subquery())
     source = sa.select(
-        DLQEntry.id, next_seq, sa.literal(now, UTCDateTime), sa.literal(action),
-        sa.literal(actor), sa.literal(reason), DLQEntry.status, sa.literal(to_status),
+        col(DLQEntry.id), next_seq, sa.literal(now, UTCDateTime), sa.literal(action),
+        sa.literal(actor), sa.literal(reason), col(DLQEntry.status), sa.literal(to_status),
         sa.literal({}, JSONType),
     ).where(where)
     session.execute(audit.insert().from_select(
@@ -61,13 +61,13 @@ def mark_expired(*, session: Session, entry_id: str, now: datetime) -> bool:
     Returns:
         True if the row was open and is now expired.
     """
-    where = sa.and_(DLQEntry.id == entry_id, DLQEntry.status.in_(OPEN))
+    where = sa.and_(col(DLQEntry.id) == entry_id, col(DLQEntry.status).in_(OPEN))
     _sql_audit(session, where, action="expire", to_status="expired", now=now,
                reason="orphan row: entry workflow not running")
     result = session.execute(
         sa.update(DLQEntry).where(where).values(
-            status="expired", closed_at=now, updated_at=now, version=DLQEntry.version + 1)
-        .returning(DLQEntry.id))
+            status="expired", closed_at=now, updated_at=now, version=col(DLQEntry.version) + 1)
+        .returning(col(DLQEntry.id)))
     return result.first() is not None
 
 
@@ -82,23 +82,23 @@ def archive_closed(*, session: Session, cutoff: datetime, now: datetime,
 
     ``actor`` (who archived; ``maintenance`` if None) is recorded on each entry.
     """
-    where = sa.and_(DLQEntry.status.in_(ARCHIVABLE), DLQEntry.closed_at < cutoff)
+    where = sa.and_(col(DLQEntry.status).in_(ARCHIVABLE), col(DLQEntry.closed_at) < cutoff)
     if dry_run:
         return _count(session, where)
     _sql_audit(session, where, action="archive", to_status="archived", now=now,
                actor=actor or "maintenance")
     result = session.execute(sa.update(DLQEntry).where(where).values(
-        status="archived", updated_at=now, version=DLQEntry.version + 1)
-        .returning(DLQEntry.id))
+        status="archived", updated_at=now, version=col(DLQEntry.version) + 1)
+        .returning(col(DLQEntry.id)))
     return len(result.all())
 
 
 def _archived_where(ids: Sequence[str] | None, cutoff: datetime | None) -> Any:
-    conds = [DLQEntry.status == DLQStatus.ARCHIVED.value]
+    conds = [col(DLQEntry.status) == DLQStatus.ARCHIVED.value]
     if ids is not None:
-        conds.append(DLQEntry.id.in_(list(ids)))
+        conds.append(col(DLQEntry.id).in_(list(ids)))
     if cutoff is not None:
-        conds.append(DLQEntry.closed_at < cutoff)
+        conds.append(col(DLQEntry.closed_at) < cutoff)
     return sa.and_(*conds)
 
 
@@ -124,7 +124,7 @@ def purge_archived(*, session: Session, ids: Sequence[str] | None, cutoff: datet
     purge_id = uuid.uuid4().hex
     purged = 0
     while True:
-        chunk = list(session.execute(sa.select(DLQEntry.id).where(where)
+        chunk = list(session.execute(sa.select(col(DLQEntry.id)).where(where)
                                      .limit(PURGE_CHUNK)).scalars())
         if not chunk:
             break
@@ -133,18 +133,19 @@ def purge_archived(*, session: Session, ids: Sequence[str] | None, cutoff: datet
                                     actor=actor or "maintenance", reason=reason or "",
                                     criteria=criteria or {}, count=0))
             session.flush()
-        tombstones = sa.select(sa.literal(purge_id), DLQEntry.id, DLQEntry.domain,
-                               DLQEntry.failure_type, DLQEntry.created_at, DLQEntry.closed_at
-                               ).where(DLQEntry.id.in_(chunk))
+        tombstones = sa.select(sa.literal(purge_id), col(DLQEntry.id), col(DLQEntry.domain),
+                               col(DLQEntry.failure_type), col(DLQEntry.created_at),
+                               col(DLQEntry.closed_at)).where(col(DLQEntry.id).in_(chunk))
         session.execute(sa.insert(DLQPurgedEntryRow).from_select(
             ["purge_id", "entry_id", "domain", "failure_type", "created_at", "closed_at"],
             tombstones))
-        session.execute(sa.delete(DLQAuditEventRow).where(DLQAuditEventRow.entry_id.in_(chunk)))
-        session.execute(sa.delete(DLQPayloadRow).where(DLQPayloadRow.entry_id.in_(chunk)))
-        session.execute(sa.delete(DLQEntry).where(DLQEntry.id.in_(chunk)))
+        session.execute(sa.delete(DLQAuditEventRow)
+                        .where(col(DLQAuditEventRow.entry_id).in_(chunk)))
+        session.execute(sa.delete(DLQPayloadRow).where(col(DLQPayloadRow.entry_id).in_(chunk)))
+        session.execute(sa.delete(DLQEntry).where(col(DLQEntry.id).in_(chunk)))
         purged += len(chunk)
     if purged:
-        session.execute(sa.update(DLQPurgeRow).where(DLQPurgeRow.purge_id == purge_id)
+        session.execute(sa.update(DLQPurgeRow).where(col(DLQPurgeRow.purge_id) == purge_id)
                         .values(count=purged))
     return purged
 
@@ -159,20 +160,20 @@ def cleanup_counts(*, session: Session, now: datetime, retention_days: int,
     """Age-bucketed counts of closed and archived entries, for ``CleanupStats``."""
     cols = []
     for name, low, high in AGE_BUCKETS:
-        cond = DLQEntry.closed_at <= now - timedelta(days=low)
+        cond = col(DLQEntry.closed_at) <= now - timedelta(days=low)
         if high is not None:
-            cond = sa.and_(cond, DLQEntry.closed_at > now - timedelta(days=high))
-        cols.append(sa.func.count().filter(DLQEntry.status.in_(ARCHIVABLE), cond).label(name))
+            cond = sa.and_(cond, col(DLQEntry.closed_at) > now - timedelta(days=high))
+        cols.append(sa.func.count().filter(col(DLQEntry.status).in_(ARCHIVABLE), cond).label(name))
     cols += [
-        sa.func.count().filter(DLQEntry.status.in_(ARCHIVABLE)).label("closed"),
-        sa.func.count().filter(DLQEntry.status.in_(ARCHIVABLE),
-                               DLQEntry.closed_at < now - timedelta(days=retention_days)
+        sa.func.count().filter(col(DLQEntry.status).in_(ARCHIVABLE)).label("closed"),
+        sa.func.count().filter(col(DLQEntry.status).in_(ARCHIVABLE),
+                               col(DLQEntry.closed_at) < now - timedelta(days=retention_days)
                                ).label("archivable"),
-        sa.func.count().filter(DLQEntry.status == "archived").label("archived"),
-        sa.func.count().filter(DLQEntry.status == "archived",
-                               DLQEntry.closed_at < now - timedelta(days=purge_after_days)
+        sa.func.count().filter(col(DLQEntry.status) == "archived").label("archived"),
+        sa.func.count().filter(col(DLQEntry.status) == "archived",
+                               col(DLQEntry.closed_at) < now - timedelta(days=purge_after_days)
                                ).label("purgeable"),
-        sa.func.count().filter(DLQEntry.status.in_(OPEN), DLQEntry.expires_at < now
+        sa.func.count().filter(col(DLQEntry.status).in_(OPEN), col(DLQEntry.expires_at) < now
                                ).label("expirable"),
     ]
     return dict(session.execute(sa.select(*cols)).one()._mapping)

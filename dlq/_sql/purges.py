@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dlq._db import DLQPurgedEntryRow, DLQPurgeRow
 
@@ -24,7 +24,7 @@ def _purge(row: DLQPurgeRow) -> dict[str, Any]:
 
 def list_purges(*, session: Session, limit: int) -> list[dict[str, Any]]:
     """The newest purges first: id, time, actor, reason, criteria and count of each."""
-    rows = session.execute(sa.select(DLQPurgeRow).order_by(DLQPurgeRow.at.desc(),
+    rows = session.execute(sa.select(DLQPurgeRow).order_by(col(DLQPurgeRow.at).desc(),
                                                            DLQPurgeRow.purge_id)
                            .limit(limit)).scalars()
     return [_purge(r) for r in rows]
@@ -36,7 +36,7 @@ def get_purge(*, session: Session, purge_id: str, limit: int) -> dict[str, Any] 
     if row is None:
         return None
     entries = session.execute(
-        sa.select(DLQPurgedEntryRow).where(DLQPurgedEntryRow.purge_id == purge_id)
+        sa.select(DLQPurgedEntryRow).where(col(DLQPurgedEntryRow.purge_id) == purge_id)
         .order_by(DLQPurgedEntryRow.entry_id).limit(limit)).scalars()
     return {**_purge(row), "entries": [
         {"id": e.entry_id, "domain": e.domain, "failure_type": e.failure_type,
@@ -47,9 +47,9 @@ def find_purged_entry(*, session: Session, entry_id: str) -> dict[str, Any] | No
     """The tombstone of a purged entry with its purge (who, when, why), or None."""
     found = session.execute(
         sa.select(DLQPurgedEntryRow, DLQPurgeRow)
-        .join(DLQPurgeRow, DLQPurgeRow.purge_id == DLQPurgedEntryRow.purge_id)
-        .where(DLQPurgedEntryRow.entry_id == entry_id)
-        .order_by(DLQPurgeRow.at.desc()).limit(1)).first()
+        .join(DLQPurgeRow, col(DLQPurgeRow.purge_id) == col(DLQPurgedEntryRow.purge_id))
+        .where(col(DLQPurgedEntryRow.entry_id) == entry_id)
+        .order_by(col(DLQPurgeRow.at).desc()).limit(1)).first()
     if found is None:
         return None
     entry, purge = found

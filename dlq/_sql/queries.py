@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from dlq._db import DLQAuditEventRow, DLQEntry, UTCDateTime
 from dlq._models import OPEN_STATUSES, DLQStatus, FailedOperationData
@@ -38,8 +38,8 @@ OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
 
 def retryable_condition() -> Any:
     """:func:`dlq._state.is_retryable` as a SQL condition on :class:`DLQEntry`."""
-    return sa.and_(DLQEntry.status == DLQStatus.PENDING.value,
-                   DLQEntry.retry_count < DLQEntry.max_retries)
+    return sa.and_(col(DLQEntry.status) == DLQStatus.PENDING.value,
+                   col(DLQEntry.retry_count) < col(DLQEntry.max_retries))
 
 
 def get_entry_row(*, session: Session, entry_id: str) -> DLQEntry | None:
@@ -49,15 +49,15 @@ def get_entry_row(*, session: Session, entry_id: str) -> DLQEntry | None:
 
 def current_entry_id(*, session: Session, workflow_id: str) -> str | None:
     """The newest entry stored under ``workflow_id`` (a dedup key's current one), or None."""
-    stmt = (sa.select(DLQEntry.id).where(DLQEntry.workflow_id == workflow_id)
-            .order_by(DLQEntry.created_at.desc(), DLQEntry.id.desc()).limit(1))
+    stmt = (sa.select(col(DLQEntry.id)).where(col(DLQEntry.workflow_id) == workflow_id)
+            .order_by(col(DLQEntry.created_at).desc(), col(DLQEntry.id).desc()).limit(1))
     return session.execute(stmt).scalar()
 
 
 def list_audit_events(*, session: Session, entry_id: str) -> list[DLQAuditEventRow]:
     """The entry's audit events, oldest first."""
-    stmt = (select(DLQAuditEventRow).where(DLQAuditEventRow.entry_id == entry_id)
-            .order_by(DLQAuditEventRow.seq))
+    stmt = (select(DLQAuditEventRow).where(col(DLQAuditEventRow.entry_id) == entry_id)
+            .order_by(col(DLQAuditEventRow.seq)))
     return list(session.exec(stmt))
 
 
@@ -109,48 +109,51 @@ def find_open(*, session: Session, statuses: Sequence[str], domain: str | None,
               failure_type: str | None, replayable: bool,
               limit: int) -> list[FailedOperationData]:
     """Entries in ``statuses``, oldest first; ``replayable`` keeps only the retryable ones."""
-    stmt = select(DLQEntry).where(DLQEntry.status.in_(list(statuses)))
+    stmt = select(DLQEntry).where(col(DLQEntry.status).in_(list(statuses)))
     if domain is not None:
-        stmt = stmt.where(DLQEntry.domain == domain)
+        stmt = stmt.where(col(DLQEntry.domain) == domain)
     if failure_type is not None:
-        stmt = stmt.where(DLQEntry.failure_type == failure_type)
+        stmt = stmt.where(col(DLQEntry.failure_type) == failure_type)
     if replayable:
         stmt = stmt.where(retryable_condition())
-    stmt = stmt.order_by(DLQEntry.created_at, DLQEntry.id).limit(limit)
+    stmt = stmt.order_by(col(DLQEntry.created_at), col(DLQEntry.id)).limit(limit)
     return [entry_to_data(r) for r in session.exec(stmt)]
 
 
 def find_expired(*, session: Session, now: datetime, limit: int) -> list[FailedOperationData]:
     """Open entries whose ``expires_at`` has passed, oldest expiry first."""
-    stmt = (select(DLQEntry).where(DLQEntry.status.in_(OPEN), DLQEntry.expires_at < now)
-            .order_by(DLQEntry.expires_at).limit(limit))
+    stmt = (select(DLQEntry).where(col(DLQEntry.status).in_(OPEN), col(DLQEntry.expires_at) < now)
+            .order_by(col(DLQEntry.expires_at)).limit(limit))
     return [entry_to_data(r) for r in session.exec(stmt)]
 
 
 def expired_entry_ids(*, session: Session, now: datetime, after_id: str,
                       limit: int) -> list[str]:
     """Ids of open entries past ``expires_at``, in id order after ``after_id`` (for draining)."""
-    stmt = (sa.select(DLQEntry.id)
-            .where(DLQEntry.status.in_(OPEN), DLQEntry.expires_at < now, DLQEntry.id > after_id)
-            .order_by(DLQEntry.id).limit(limit))
+    stmt = (sa.select(col(DLQEntry.id))
+            .where(col(DLQEntry.status).in_(OPEN), col(DLQEntry.expires_at) < now,
+                   col(DLQEntry.id) > after_id)
+            .order_by(col(DLQEntry.id)).limit(limit))
     return list(session.execute(stmt).scalars())
 
 
 def _sla_condition(now: datetime, thresholds: dict[str, float]) -> Any:
     named = {d: t for d, t in thresholds.items() if d != "*"}
-    parts = [sa.and_(DLQEntry.domain == d, DLQEntry.created_at < now - timedelta(seconds=t))
+    created = col(DLQEntry.created_at)
+    parts = [sa.and_(col(DLQEntry.domain) == d, created < now - timedelta(seconds=t))
              for d, t in named.items()]
     if "*" in thresholds:
-        default = DLQEntry.created_at < now - timedelta(seconds=thresholds["*"])
-        parts.append(sa.and_(DLQEntry.domain.not_in(list(named)), default) if named else default)
+        default = created < now - timedelta(seconds=thresholds["*"])
+        parts.append(sa.and_(col(DLQEntry.domain).not_in(list(named)), default) if named
+                     else default)
     return sa.or_(*parts) if parts else sa.false()
 
 
 def find_sla_breached(*, session: Session, now: datetime, thresholds: dict[str, float],
                       limit: int) -> list[FailedOperationData]:
     """Open entries older than their domain's SLA (``*`` covers unlisted domains)."""
-    stmt = (select(DLQEntry).where(DLQEntry.status.in_(OPEN), _sla_condition(now, thresholds))
-            .order_by(DLQEntry.created_at).limit(limit))
+    stmt = (select(DLQEntry).where(col(DLQEntry.status).in_(OPEN), _sla_condition(now, thresholds))
+            .order_by(col(DLQEntry.created_at)).limit(limit))
     return [entry_to_data(r) for r in session.exec(stmt)]
 
 
@@ -180,20 +183,20 @@ def stats(*, session: Session, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     by_status = _counter_sums(session, "status", None, None)
     by_domain = _counter_sums(session, "domain", None, None)
-    oldest = session.execute(sa.select(sa.func.min(DLQEntry.created_at))
-                             .where(DLQEntry.status.in_(OPEN))).scalar_one()
+    oldest = session.execute(sa.select(sa.func.min(col(DLQEntry.created_at)))
+                             .where(col(DLQEntry.status).in_(OPEN))).scalar_one()
     if isinstance(oldest, str):  # SQLite min() over the column loses its type
         oldest = datetime.fromisoformat(oldest)
     if oldest is not None:
         oldest = UTCDateTime().process_result_value(oldest, session.get_bind().dialect)
     recent = sa.select(
-        sa.func.count().filter(DLQEntry.created_at >= now - timedelta(hours=1)),
-        sa.func.count().filter(DLQEntry.created_at >= now - timedelta(days=1)),
-    ).where(DLQEntry.created_at >= now - timedelta(days=1))
+        sa.func.count().filter(col(DLQEntry.created_at) >= now - timedelta(hours=1)),
+        sa.func.count().filter(col(DLQEntry.created_at) >= now - timedelta(days=1)),
+    ).where(col(DLQEntry.created_at) >= now - timedelta(days=1))
     last_hour, last_day = session.execute(recent).one()
     attempted, by_replay = session.execute(sa.select(
-        sa.func.count().filter(DLQEntry.last_attempt_at.is_not(None)),
-        sa.func.count().filter(DLQEntry.resolution_type == "replay"),
+        sa.func.count().filter(col(DLQEntry.last_attempt_at).is_not(None)),
+        sa.func.count().filter(col(DLQEntry.resolution_type) == "replay"),
     )).one()
     return {
         "total": sum(by_status.values()),

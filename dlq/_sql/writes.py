@@ -39,7 +39,7 @@ DATA_COLUMNS = ("workflow_id", *(f for f in FAILURE_FIELDS if f != "metadata"), 
 # The data fields a claim check moves to SQL when they are too large for Temporal.
 PAYLOAD_FIELDS = DATA_FIELDS
 
-_ENTRY_TABLE: sa.Table = DLQEntry.__table__  # type: ignore[assignment]
+_ENTRY_TABLE: sa.Table = DLQEntry.__table__  # type: ignore[attr-defined]
 
 
 @functools.cache
@@ -124,7 +124,7 @@ def append_audit_events(*, session: Session, entry_id: str, events: Sequence[Aud
 @functools.cache
 def _audit_statement(dialect: str) -> Any:
     """The audit append, built once per dialect (see :func:`_entry_statements`)."""
-    table: sa.Table = DLQAuditEventRow.__table__  # type: ignore[assignment]
+    table: sa.Table = DLQAuditEventRow.__table__  # type: ignore[attr-defined]
     return DIALECTS[dialect].insert(table).on_conflict_do_nothing(
         index_elements=["entry_id", "seq"])
 

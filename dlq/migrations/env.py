@@ -11,6 +11,8 @@ connection = context.config.attributes.get("connection")
 if connection is None:
     # `alembic -x url=...` from the command line
     url = context.get_x_argument(as_dictionary=True).get("url")
+    if not url:
+        raise SystemExit("usage: alembic -x url=<database URL> upgrade head")
     engine = create_engine(url)
     with engine.begin() as connection:
         context.configure(

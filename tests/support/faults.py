@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 from temporalio.client import Client
 
 from dlq import DLQConfig
+from dlq._connect import connect
 from dlq._procs import ROOT, DevServer, ManagedProcess, WorkerProcess
-from dlq._temporal import connect
 
 __all__ = [
     "FaultStack",

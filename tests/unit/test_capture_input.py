@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import socket
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlmodel import Session, select
 import dlq
 from dlq import AsyncDLQService, DLQConfig, DLQService, new_entry_input
 from dlq._db import DLQEntry, create_db_engine, migrate
+from dlq._outbox import Outbox
 
 
 def valid(**overrides: object) -> dict[str, object]:
@@ -159,16 +161,51 @@ def test_disabled_store_writes_nothing(tmp_path: Path) -> None:
     assert _row_count(url) == 0
 
 
-def test_bad_mode_and_async_with_request(tmp_path: Path) -> None:
+def test_bad_mode_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     with DLQService(DLQConfig(database_url=f"sqlite:///{tmp_path}/d.db",
                               outbox_path=str(tmp_path / "outbox.db"))) as svc:
-        with pytest.raises(ValueError, match="request"):
-            svc.store_failure("payment", "PG_TIMEOUT", mode="async", request=object())
         with pytest.raises(ValueError, match="mode"):
             svc.store_failure("payment", "PG_TIMEOUT", mode="later")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="domain"):
             svc.store_failure("", "PG_TIMEOUT", mode="async")
         assert svc.get_capture_stats()["outbox_depth"] == 0
+
+
+class _WatchedRequest:
+    """A request whose attributes record the thread that reads them."""
+
+    def __init__(self) -> None:
+        self.readers: set[str] = set()
+
+    def _read(self, value: object) -> object:
+        self.readers.add(threading.current_thread().name)
+        return value
+
+    method = property(lambda self: self._read("POST"))
+    path = property(lambda self: self._read("/checkout"))
+    headers = property(lambda self: self._read({"X-Request-ID": "req-77"}))
+
+
+def test_async_store_keeps_the_request_context_read_on_the_callers_thread(
+        tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.db"
+    config = DLQConfig(database_url=f"sqlite:///{tmp_path}/d.db", outbox_path=str(outbox),
+                       temporal_address=f"127.0.0.1:{_closed_port()}")
+    request = _WatchedRequest()
+    with DLQService(config) as svc:
+        result = svc.store_failure("payment", "PG_TIMEOUT", mode="async", request=request,
+                                   metadata={"k": "v"})
+        # A context taken earlier (a plain dict) works the same way.
+        svc.store_failure("payment", "PG_TIMEOUT", mode="async",
+                          request={"method": "GET", "path": "/x", "cookie": "secret"})
+    assert result.success and result.dlq_id
+    assert request.readers == {threading.current_thread().name}
+    records = Outbox(str(outbox)).claim(10)
+    by_id = {r.entry.dlq_id: r.entry for r in records}
+    assert by_id[result.dlq_id].metadata == {
+        "k": "v", "request": {"method": "POST", "path": "/checkout", "request_id": "req-77"}}
+    other = next(e for i, e in by_id.items() if i != result.dlq_id)
+    assert other.metadata == {"request": {"method": "GET", "path": "/x"}}
 
 
 def test_unreachable_temporal_falls_back_to_the_outbox_within_bound(tmp_path: Path) -> None:

@@ -36,10 +36,11 @@ def test_import_dlq_loads_neither_temporal_nor_sql() -> None:
 
 def test_storing_needs_no_sql_driver_until_a_read() -> None:
     code = ("import sys, dlq; dlq.DLQService; dlq.store_to_dlq; "
-            "print('sqlalchemy' in sys.modules, 'typer' in sys.modules)")
+            "print('sqlalchemy' in sys.modules, 'typer' in sys.modules, "
+            "'temporalio.worker' in sys.modules, 'alembic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False", "False"]
 
 
 def test_workflows_and_activities_live_in_the_dlq_namespace() -> None:

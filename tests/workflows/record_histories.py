@@ -29,9 +29,10 @@ from pathlib import Path
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
+from dlq._connect import connect
 from dlq._messages import BulkReplayInput, MaintenanceInput, MaintenanceResult
 from dlq._procs import ROOT, DevServer, WorkerProcess
-from dlq._temporal import MAINTENANCE_WORKFLOW, connect, dedup_workflow_id
+from dlq._temporal import MAINTENANCE_WORKFLOW, dedup_workflow_id
 from tests.support.helpers import eventually, store, wait_status, with_config
 
 HISTORIES = Path(__file__).resolve().parent / "histories"

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
 
+from dlq import DLQConfig
+from dlq._connect import replayer
 from dlq._procs import ROOT
 from dlq.workflows.bulk import BulkReplayWorkflow
 from dlq.workflows.entry import DLQEntryWorkflow
 from dlq.workflows.maintenance import DLQMaintenanceWorkflow
+from tests.support.altered_workflows import PurgeFirstMaintenanceWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))
@@ -45,9 +47,19 @@ def test_the_current_release_has_recorded_histories() -> None:
     assert types == {"DLQEntryWorkflow", "BulkReplayWorkflow", "DLQMaintenanceWorkflow"}
 
 
+# The replayer a worker's hooks would give (data converter, interceptors, plugins).
+CONFIG = DLQConfig(temporal_envconfig=False)
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_checked_in_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[DLQEntryWorkflow, BulkReplayWorkflow, DLQMaintenanceWorkflow],
-                        data_converter=pydantic_data_converter)
+    workflows = [DLQEntryWorkflow, BulkReplayWorkflow, DLQMaintenanceWorkflow]
     # Raises on a nondeterminism error (or any other workflow task failure).
-    await replayer.replay_workflow(load(path))
+    await replayer(CONFIG, workflows).replay_workflow(load(path))
+
+
+async def test_a_change_to_the_command_sequence_fails_the_replay() -> None:
+    """The guard works: activities in another order, without workflow.patched, are caught."""
+    history = load(HISTORIES / "0.1.0" / "maintenance_run.json")
+    with pytest.raises(NondeterminismError):
+        await replayer(CONFIG, [PurgeFirstMaintenanceWorkflow]).replay_workflow(history)

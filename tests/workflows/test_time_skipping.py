@@ -26,6 +26,7 @@ from dlq._messages import (
     ReplayResult,
     ResolveInput,
     ResolveResult,
+    RetryInput,
 )
 from dlq._models import EntryState
 from dlq._procs import BIN
@@ -176,3 +177,35 @@ async def test_failed_local_persist_falls_back_to_an_activity_and_replays(
     assert (stored.status, stored.version) == ("resolved", result.version)
     await Replayer(workflows=[DLQEntryWorkflow],
                    data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def test_a_worker_on_a_changed_sdk_runs_entries_on_the_stock_runner(
+        ts_env: WorkflowEnvironment, engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SDK whose sandbox internals moved costs the optimisation, never the worker."""
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import _runner as sandbox_runner
+
+    from dlq import _sandbox
+
+    def moved(self, source, **extra_globals):  # a changed private signature
+        raise AssertionError("the cached runner must not be used")
+
+    monkeypatch.setattr(sandbox_runner._Instance, "_run_code", moved, raising=True)
+    _sandbox._cache_usable.cache_clear()
+    try:
+        assert _sandbox._cache_usable() is False  # decided once, as a worker start would
+        # What the stock runner itself calls is the SDK's (here: restored) code.
+        monkeypatch.undo()
+        worker = build_worker(ts_env.client, task_queue=f"ts-{uuid.uuid4().hex[:8]}",
+                              engine=engine)
+        assert type(worker.config()["workflow_runner"]) is SandboxedWorkflowRunner
+        async with worker:
+            # An operator retry (no timer to skip): a replay, then the entry resolves.
+            dlq_id, handle = await start(ts_env, worker.task_queue, "t-ok", "manual_check")
+            out = await handle.execute_update("retry", RetryInput(dlq_id=dlq_id),
+                                              result_type=ReplayResult)
+            assert (out.success, out.status) == (True, "resolved")
+            assert (await handle.result()).status == "resolved"
+        assert row(engine, dlq_id).status == "resolved"
+    finally:
+        _sandbox._cache_usable.cache_clear()

@@ -1,0 +1,1 @@
+"""``dlq_worker``, ``dlq_migrate`` and ``dlq_relay``."""
