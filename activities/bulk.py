@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio import activity
 
+from dlq import _metrics as metrics
 from dlq._errors import DLQEntryNotFoundError, DLQError, DLQStateConflictError
 from dlq._filters import parse_filters
 from dlq._messages import BulkFreezeInput, BulkFreezeResult, BulkPageInput, BulkPageResult
@@ -94,6 +95,8 @@ class BulkActivities:
             # worker must still be noticed, and a cancel must still arrive.
             while True:
                 activity.heartbeat(outcomes, page)
+                if throttle is not None:  # dlq_redrive_limit / _health while the page runs
+                    metrics.track_redrive(input.bulk_id, throttle)
                 await asyncio.sleep(HEARTBEAT_EVERY)
 
         beat = asyncio.create_task(keep_alive())
@@ -126,6 +129,8 @@ class BulkActivities:
                 await asyncio.wait(running)
         finally:
             beat.cancel()
+            if throttle is not None:
+                metrics.track_redrive(input.bulk_id, throttle)
         if throttle is not None and stop is None and throttle.health == "emergency":
             stop = f"downstream emergency: {_describe(throttle)}"
         done = [pk for pk in ids if pk in outcomes]

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 
+from dlq import _metrics as metrics
 from dlq import _sql as repo
 from dlq._handlers import HandlerRegistry
 from dlq._handlers import registry as default_registry
@@ -55,6 +56,12 @@ class EntryActivities:
             repo.append_audit_events(session=session, entry_id=input.state.id,
                                      events=input.events)
             session.commit()
+        if applied:
+            # Counted only when this write moved the row: each event once.
+            metrics.count_persisted_events(state.domain, state.failure_type, input.events)
+        info = activity.info()
+        if not info.is_local and info.attempt == 1:
+            metrics.count_persist_fallback()
         return PersistResult(applied=applied, version=input.state.version)
 
     @activity.defn(name="run_replay_handler")
@@ -81,18 +88,25 @@ class EntryActivities:
             )
         started = time.perf_counter()
         try:
+            return await self._run_handler(handler, entry, input.timeout, started)
+        finally:
+            metrics.observe_replay(time.perf_counter() - started)
+
+    async def _run_handler(self, handler: Any, entry: Any, timeout: float,
+                           started: float) -> ReplayHandlerResult:
+        try:
             call: Awaitable[Any]
             if inspect.iscoroutinefunction(handler):
                 call = handler(entry)
             else:
                 loop = asyncio.get_running_loop()
                 call = loop.run_in_executor(self.handler_executor, handler, entry)
-            result = await asyncio.wait_for(call, timeout=input.timeout)
+            result = await asyncio.wait_for(call, timeout=timeout)
             if inspect.isawaitable(result):  # a sync callable that returned a coroutine
-                await asyncio.wait_for(result, timeout=input.timeout)
+                await asyncio.wait_for(result, timeout=timeout)
         except TimeoutError:
             return ReplayHandlerResult(outcome="timeout",
-                                       error=f"replay handler timed out after {input.timeout:g}s",
+                                       error=f"replay handler timed out after {timeout:g}s",
                                        duration_ms=_ms(started))
         except Exception as err:  # noqa: BLE001 - a failing handler is a normal outcome
             activity.logger.info("replay handler failed for %s: %r", entry.id, err)

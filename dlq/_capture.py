@@ -25,6 +25,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from dlq import _metrics as metrics
 from dlq._card import static_details, static_summary
 from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
@@ -129,6 +130,7 @@ def admit(service: AsyncDLQService, args: StoreArgs, *,
     # The request's context becomes a plain dict here, on the caller's thread:
     # the request object itself never reaches the outbox, the relay or the loop thread.
     entry = build_entry(fields, request, config=service.config)
+    entry.capture_mode = mode  # counted by the worker (dlq_entries_stored_total{mode})
     if mode == "async":
         return _enqueue(service, entry, run_relay=run_relay)
     return entry
@@ -142,6 +144,8 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     (``success=False`` with ``fallback_path``). Storing the same entry again
     never makes a second one.
     """
+    if entry.capture_mode is None:
+        entry = entry.model_copy(update={"capture_mode": "sync"})
     wid = entry_workflow_id(entry)
     bound = service.config.store_timeout
     address = service.config.temporal_address
@@ -156,18 +160,20 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The SDK turns the timeout's cancellation into its own error.
         if await _workflow_exists(service, wid):
-            return _enqueue(service, entry, error=(
+            return _enqueue(service, entry, reason="unconfirmed", error=(
                 f"entry workflow {wid} was started but its SQL row was not confirmed "
                 f"within {bound:g}s (is a DLQ worker running on task queue "
                 f"{service.config.task_queue!r}?)"))
-        return _enqueue(service, entry, error=(
+        return _enqueue(service, entry, reason="timeout", error=(
             f"Temporal at {address} did not accept the entry within {bound:g}s"))
     except DLQUnavailableError as err:
-        return _enqueue(service, entry, error=f"cannot reach Temporal at {address}: "
+        return _enqueue(service, entry, reason="unavailable",
+                        error=f"cannot reach Temporal at {address}: "
                                               f"{err.__cause__}")
     except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
         log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
-        return _enqueue(service, entry, error=f"DLQ store failed: {type(err).__name__}: {err}")
+        return _enqueue(service, entry, reason="error",
+                        error=f"DLQ store failed: {type(err).__name__}: {err}")
 
 
 async def create_test_entry(
@@ -210,12 +216,19 @@ async def create_test_entry(
 
 
 def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = None, *,
-             run_relay: bool = True) -> DLQEntryResult:
-    """Keep ``entry`` in the outbox; ``error`` set means this is a sync fallback."""
+             reason: str = "error", run_relay: bool = True) -> DLQEntryResult:
+    """Keep ``entry`` in the outbox; ``error`` set means this is a sync fallback.
+
+    ``reason`` labels the fallback in ``dlq_store_failures_total``.
+    """
     outbox = service.outbox
+    if error is not None:
+        metrics.count_store_failure(reason)
+        entry.capture_mode = "fallback"
     try:
         outbox.append(entry)
     except Exception as err:  # noqa: BLE001 - report, never raise to the caller
+        metrics.count_store_failure("outbox_append_failed")
         log.error("DLQ outbox append failed for %s: %r", entry.dlq_id, err)
         lost = f"outbox append failed: {type(err).__name__}: {err}"
         return DLQEntryResult(success=False, error=f"{error}; {lost}" if error else lost)

@@ -81,6 +81,9 @@ class DLQSettings(BaseSettings):
     temporal_envconfig: bool = True
     temporal_hooks: Annotated[tuple[Any, ...], NoDecode] = ()
     shutdown_grace: float = Field(30.0, ge=0)
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    sdk_metrics_port: int = Field(9465, ge=0, le=65535)
+    otel_enabled: bool = False
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -167,6 +170,14 @@ class DLQConfig:
             to a callable taking this configuration and returning one.
         shutdown_grace: Seconds a stopping worker gives running replays and
             the outbox relay before it exits.
+        metrics_port: Port of the worker's Prometheus ``/metrics`` (the
+            ``dlq_*`` metrics); 0 turns it off. ``dlq serve`` answers
+            ``/metrics`` on its own port.
+        sdk_metrics_port: Port where the worker's Temporal SDK runtime serves
+            its own Prometheus metrics (``temporal_*``); 0 turns it off.
+        otel_enabled: Trace with OpenTelemetry: every client and worker gets
+            temporalio's ``TracingInterceptor`` (needs the ``otel`` extra; the
+            standard ``OTEL_*`` variables configure the OTLP exporter).
     """
 
     enabled: bool = True
@@ -202,6 +213,9 @@ class DLQConfig:
     temporal_envconfig: bool = True
     temporal_hooks: tuple[Any, ...] = ()
     shutdown_grace: float = 30.0
+    metrics_port: int = 9464
+    sdk_metrics_port: int = 9465
+    otel_enabled: bool = False
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -224,6 +238,10 @@ class DLQConfig:
                      "command_timeout", "maintenance_interval_hours"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"DLQConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("metrics_port", "sdk_metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"DLQConfig.{name} must be a port (0-65535) or 0 for off, "
+                                 f"got {getattr(self, name)!r}")
         if self.shutdown_grace < 0:
             raise ValueError(f"DLQConfig.shutdown_grace must be >= 0, got {self.shutdown_grace!r}")
         object.__setattr__(self, "temporal_hooks", tuple(self.temporal_hooks))

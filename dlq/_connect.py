@@ -199,7 +199,7 @@ def environment_hooks() -> tuple[str, ...]:
 
 
 async def connect(target: DLQConfig | str | None = None, namespace: str = "default", *,
-                  lazy: bool = False) -> Client:
+                  lazy: bool = False, runtime: Any = None) -> Client:
     """A Temporal client as the DLQ builds them: pydantic data converter, hooks, security.
 
     Args:
@@ -209,6 +209,8 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
             applies).
         namespace: Namespace, when ``target`` is an address.
         lazy: Connect on first use instead of now.
+        runtime: A ``temporalio.runtime.Runtime`` (the worker's, with SDK
+            metrics); the SDK's default runtime if None.
 
     Raises:
         ValueError: The environment configuration or a hook cannot be loaded.
@@ -223,7 +225,10 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
                            temporal_envconfig=False, temporal_hooks=environment_hooks())
     else:
         config = target
-    return await Client.connect(**client_options(config), lazy=lazy)
+    options = client_options(config)
+    if runtime is not None:
+        options["runtime"] = runtime
+    return await Client.connect(**options, lazy=lazy)
 
 
 def worker_interceptors(config: DLQConfig) -> list[Any]:

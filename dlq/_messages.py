@@ -63,6 +63,9 @@ class EntryInput(FailureFields):
     auto_replay: bool = True
     replay_timeout: float = 30
     state: EntryState | None = None
+    # How the store reached Temporal (sync, async, fallback): recorded in the
+    # entry's "created" audit event, which the worker's metrics count.
+    capture_mode: str | None = None
 
 
 class EntryResult(BaseModel):

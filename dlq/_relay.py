@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from dlq import _metrics as metrics
 from dlq._messages import EntryInput
 from dlq._outbox import Outbox
 
@@ -78,6 +79,7 @@ class Relay:
                 await self.ready()
             except Exception as err:  # noqa: BLE001 - e.g. Temporal down: back off, touch nothing
                 self.errors += 1
+                metrics.count_relay_error()
                 self.last_error = f"{type(err).__name__}: {err}"
                 self._failed_rounds += 1
                 return 0
@@ -94,6 +96,7 @@ class Relay:
                     return record.seq
                 except Exception as err:  # noqa: BLE001 - retried with backoff
                     self.errors += 1
+                    metrics.count_relay_error()
                     self.last_error = f"{type(err).__name__}: {err}"
                     delay = min(self.max_backoff, 0.5 * 2 ** record.attempts)
                     await asyncio.to_thread(self.outbox.release, record.seq, self.last_error,

@@ -45,8 +45,10 @@ def new_state(entry: EntryInput, *, workflow_id: str, now: datetime, rand: float
         last_seen_at=created_at,
         expires_at=created_at + timedelta(hours=entry.expiry_hours),
     )
-    _record(state, created_at, action="created", to_status=DLQStatus.PENDING,
-            details={"recommended_action": entry.recommended_action})
+    details: dict[str, Any] = {"recommended_action": entry.recommended_action}
+    if entry.capture_mode:
+        details["mode"] = entry.capture_mode
+    _record(state, created_at, action="created", to_status=DLQStatus.PENDING, details=details)
     schedule_auto(state, now=created_at, rand=rand)
     return state
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import ModuleType
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from temporalio.api.enums.v1 import TaskQueueType
@@ -45,7 +46,7 @@ from dlq._sql import SQLModelRepository
 from dlq._temporal import MAINTENANCE_SCHEDULE_ID, MAINTENANCE_WORKFLOW, ensure_search_attributes
 
 __all__ = ["build_worker", "check_health", "ensure_maintenance_schedule", "main", "run_relay",
-           "run_worker", "serve", "serve_relay"]
+           "run_worker", "sdk_metrics_runtime", "serve", "serve_relay", "serve_worker_metrics"]
 
 log = logging.getLogger("dlq.worker")
 
@@ -169,7 +170,7 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     modules = import_handler_modules([*config.handler_modules, *handler_modules])
     engine = create_db_engine(config.database_url)
     migrate(engine)
-    client = await connect(config)
+    client = await connect(config, runtime=sdk_metrics_runtime(config.sdk_metrics_port))
     await ensure_search_attributes(client, config.namespace)
     if config.maintenance_enabled:
         await ensure_maintenance_schedule(client, config)
@@ -177,6 +178,7 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     # Drain the outbox this worker is pointed at (entries stored while Temporal was away).
     relay_service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
     relay_service.start_relay()
+    metrics_server = serve_worker_metrics(config, engine, relay_service.outbox)
     log.info("DLQ worker on %s task queue %r; handlers from %s: %s", describe(config),
              config.task_queue, modules or "-", registry.keys() or "none")
     running = asyncio.create_task(worker.run(), name="dlq-worker")
@@ -193,6 +195,8 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     finally:
         if not running.done():
             running.cancel()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await relay_service.close()
         engine.dispose()
 
@@ -222,6 +226,44 @@ async def _shut_down(config: DLQConfig, worker: Worker, running: asyncio.Task[No
     else:
         log.info("shutdown: outbox %s is empty", config.outbox_path)
     log.info("shutdown: DLQ worker stopped")
+
+
+def serve_worker_metrics(config: DLQConfig, engine: Engine, outbox: Any) -> Any:
+    """Serve ``/metrics`` on ``config.metrics_port`` (None if 0 or the port is taken).
+
+    A taken port is logged, not fatal: a worker that cannot be scraped
+    must still replay entries.
+    """
+    if not config.metrics_port:
+        return None
+    from dlq._exposition import DLQGaugeCollector, start_metrics_server
+
+    try:
+        return start_metrics_server(
+            config.metrics_port, DLQGaugeCollector(engine, outbox, config.sla_thresholds))
+    except OSError as err:
+        log.error("metrics: cannot serve /metrics on port %d (DLQ_METRICS_PORT): %s; the "
+                  "worker runs without it", config.metrics_port, err)
+        return None
+
+
+def sdk_metrics_runtime(port: int) -> Any:
+    """A Temporal runtime exporting the SDK's metrics to Prometheus on ``port`` (None if 0).
+
+    Each call makes a new runtime (its own Rust threads): one per worker process.
+    A port that cannot be bound is logged and the default runtime used.
+    """
+    if not port:
+        return None
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+    try:
+        return Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+    except Exception as err:  # noqa: BLE001 - the SDK raises its own error types here
+        log.error("metrics: cannot serve the Temporal SDK's metrics on port %d "
+                  "(DLQ_SDK_METRICS_PORT): %s; the worker runs without them", port, err)
+        return None
 
 
 # A polling worker renews its long poll at least this often (the server holds
