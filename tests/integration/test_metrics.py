@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -84,11 +85,15 @@ def metrics_port(config: DLQConfig, domains: dict[str, str], outbox_path: str) -
     engine.dispose()
 
 
-async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
-        config: DLQConfig, client: Client, service: AsyncDLQService, outbox_path: str,
-        domains: dict[str, str], metrics_port: int) -> None:
+async def scripted_sequence(config: DLQConfig, client: Client, service: AsyncDLQService,
+                            outbox_path: str, domains: dict[str, str],
+                            port: int) -> dict[str, Any]:
+    """Stores, replays that succeed and fail, a force-redrive, a bulk redrive, an outage.
+
+    Returns the scrapes ``before``, during the ``outage`` and ``after``, and the ``bulk_id``.
+    """
     ok, fail, out = domains["ok"], domains["fail"], domains["out"]
-    before = scrape(metrics_port)
+    before = scrape(port)
 
     # Stores: two of one type and one of another, sync; one async through the outbox.
     resolved = [await store(service, ok) for _ in range(2)]
@@ -108,6 +113,11 @@ async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
     forced = await service.force_redrive_entry(poison, actor_id="alice", reason="INC-1")
     assert forced["success"] is False
     await wait_status(service, queued.dlq_id, "pending")
+    # A throttled bulk redrive of the OTHER entry (it succeeds).
+    started = await service.bulk_replay({"domain": ok, "failure_type": "OTHER"},
+                                        actor_id="alice", reason="fixed")
+    progress = await service.wait_bulk_replay(started["workflow_id"])
+    assert progress.succeeded == 1, progress
 
     # An outbox outage: Temporal unreachable, the sync store falls back to the outbox.
     down = AsyncDLQService(dataclasses.replace(
@@ -116,11 +126,32 @@ async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
         fallback = await down.store_failure(out, "PG_TIMEOUT", error_message="x",
                                             recommended_action="manual_check", mode="sync")
         assert not fallback.success and fallback.fallback_path
-        outage = await eventually(lambda: _scrape_async(metrics_port),
+        outage = await eventually(lambda: _scrape_async(port),
                                   lambda s: (value(s, "dlq_relay_errors_total") or 0)
                                   > (value(before, "dlq_relay_errors_total") or 0))
     finally:
         await down.close()
+
+    # Temporal back: a relay on the same outbox delivers it.
+    back = AsyncDLQService(dataclasses.replace(config, outbox_path=outbox_path), client=client)
+    try:
+        assert await back.drain_outbox(timeout=30) == 1
+    finally:
+        await back.close()
+    await eventually(lambda: service.get_entry(fallback.dlq_id),
+                     lambda e: e is not None and e["status"] == "pending")
+    after = await eventually(lambda: _scrape_async(port),
+                             lambda s: value(s, "dlq_outbox_depth") == 0)
+    return {"before": before, "outage": outage, "after": after, "bulk_id": started["bulk_id"]}
+
+
+async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
+        config: DLQConfig, client: Client, service: AsyncDLQService, outbox_path: str,
+        domains: dict[str, str], metrics_port: int) -> None:
+    ok, fail, out = domains["ok"], domains["fail"], domains["out"]
+    run = await scripted_sequence(config, client, service, outbox_path, domains, metrics_port)
+    before, outage, after = run["before"], run["outage"], run["after"]
+
     assert value(outage, "dlq_outbox_depth") == 1
     assert 0 < (value(outage, "dlq_outbox_oldest_age_seconds") or 0) < 120
     assert value(outage, "dlq_outbox_quarantined") == 0
@@ -133,17 +164,7 @@ async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
     assert list(grown.values()) == [1.0], grown
     (reason_label,) = grown
     assert dict(reason_label)["reason"] in ("unavailable", "timeout")
-
-    # Temporal back: a relay on the same outbox delivers it.
-    back = AsyncDLQService(dataclasses.replace(config, outbox_path=outbox_path), client=client)
-    try:
-        assert await back.drain_outbox(timeout=30) == 1
-    finally:
-        await back.close()
-    await eventually(lambda: service.get_entry(fallback.dlq_id),
-                     lambda e: e is not None and e["status"] == "pending")
-    after = await eventually(lambda: _scrape_async(metrics_port),
-                             lambda s: value(s, "dlq_outbox_depth") == 0)
+    assert value(after, "dlq_outbox_oldest_age_seconds") == 0
 
     stored = "dlq_entries_stored_total"
     assert value(after, stored, domain=ok, failure_type="PG_TIMEOUT", mode="sync") == 2
@@ -154,18 +175,19 @@ async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
 
     replays = "dlq_replays_total"
     assert value(after, replays, domain=ok, trigger="manual", outcome="success") == 2
+    assert value(after, replays, domain=ok, trigger="bulk", outcome="success") == 1
     assert value(after, replays, domain=fail, trigger="manual", outcome="failure") == 4
     assert value(after, replays, domain=fail, trigger="force", outcome="failure") == 1
     assert value(after, "dlq_force_redrives_total", domain=fail) == 1
     assert value(after, "dlq_force_redrives_total", domain=ok) is None
     runs = (value(after, "dlq_replay_duration_seconds_count") or 0) - \
         (value(before, "dlq_replay_duration_seconds_count") or 0)
-    assert runs >= 7  # the worker may also finish other tests' automatic replays
+    assert runs >= 8  # the worker may also finish other tests' automatic replays
 
-    # Gauges: ok has OTHER and QUEUED open; fail has the force-redriven entry
-    # back in pending (budget left) and the second in requires_review.
+    # Gauges: ok has QUEUED open; fail has the force-redriven entry back in
+    # pending (budget left) and the second in requires_review.
     opened = "dlq_open_entries"
-    assert value(after, opened, domain=ok, status="pending") == 2
+    assert value(after, opened, domain=ok, status="pending") == 1
     assert value(after, opened, domain=fail, status="pending") == 1
     assert value(after, opened, domain=fail, status="requires_review") == 1
     assert value(after, opened, domain=out, status="pending") == 1
@@ -173,6 +195,11 @@ async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
     assert 0 < (value(after, "dlq_oldest_open_entry_age_seconds", domain=fail) or 0) < 300
     assert value(after, "dlq_sla_breached_entries", domain=fail) == 2
     assert value(after, "dlq_sla_breached_entries", domain=ok) == 0
+    # The bulk redrive's throttle, shown for a minute after its last page.
+    bulk = run["bulk_id"]
+    assert value(after, "dlq_redrive_limit", redrive=bulk) == 4  # the throttle's start
+    assert value(after, "dlq_redrive_health", redrive=bulk, state="healthy") == 1
+    assert value(after, "dlq_redrive_health", redrive=bulk, state="emergency") == 0
 
 
 async def _scrape_async(port: int) -> Samples:
@@ -193,3 +220,37 @@ def test_running_redrives_show_their_limit_and_health(metrics_port: int) -> None
     assert value(samples, "dlq_redrive_health", redrive=bulk_id, state="healthy") == 1
     assert value(samples, "dlq_redrive_health", redrive=bulk_id, state="emergency") == 0
 
+
+def deploy_metric_names() -> dict[str, set[str]]:
+    """Every ``dlq_*`` name the alert rules and the Grafana dashboard query, by file."""
+    import json
+    import re
+
+    import yaml
+
+    from dlq._procs import ROOT
+
+    name = re.compile(r"\bdlq_[a-z0-9_]+\b")
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/dlq.rules.yml").read_text())
+    exprs = [r["expr"] for group in rules["groups"] for r in group["rules"]]
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/dlq.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queries += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+    return {"rules": {n for e in exprs for n in name.findall(e)},
+            "dashboard": {n for q in queries for n in name.findall(q)}}
+
+
+async def test_every_metric_in_deploy_exists_in_a_real_scrape(
+        config: DLQConfig, client: Client, service: AsyncDLQService, outbox_path: str,
+        domains: dict[str, str], metrics_port: int) -> None:
+    names = deploy_metric_names()
+    # Both files query the main families (a renamed metric would empty a panel or a rule).
+    assert {"dlq_open_entries", "dlq_entries_stored_total", "dlq_replays_total",
+            "dlq_oldest_open_entry_age_seconds", "dlq_sla_breached_entries",
+            "dlq_outbox_depth"} <= names["dashboard"]
+    assert len(names["rules"]) >= 12
+    run = await scripted_sequence(config, client, service, outbox_path, domains, metrics_port)
+    scraped = {n for (n, _labels) in {**run["outage"], **run["after"]}}
+    for where, used in names.items():
+        missing = used - scraped
+        assert not missing, f"{where} queries metrics no scrape has: {sorted(missing)}"
