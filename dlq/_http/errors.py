@@ -34,7 +34,8 @@ def error_body(message: str, kind: str, **extra: Any) -> dict[str, Any]:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api")
+    # /metrics is for Prometheus: JSON errors, never the login page.
+    return request.url.path.startswith(("/api", "/metrics"))
 
 
 def _answer(request: Request, status: int, message: str, kind: str,

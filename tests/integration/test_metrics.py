@@ -254,3 +254,16 @@ async def test_every_metric_in_deploy_exists_in_a_real_scrape(
     for where, used in names.items():
         missing = used - scraped
         assert not missing, f"{where} queries metrics no scrape has: {sorted(missing)}"
+
+
+def test_every_alert_rule_says_what_and_how_bad() -> None:
+    import yaml
+
+    from dlq._procs import ROOT
+
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/dlq.rules.yml").read_text())
+    alerts = [r for group in rules["groups"] for r in group["rules"]]
+    assert len({r["alert"] for r in alerts}) == len(alerts)
+    for rule in alerts:
+        assert rule["labels"]["severity"] in ("info", "warning", "critical"), rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
