@@ -34,6 +34,7 @@ from dlq._messages import CaptureInput, CaptureResult, EntryInput
 from dlq._relay import Relay
 from dlq._results import DLQEntryResult
 from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, entry_workflow_id
+from dlq._tracing import store_span
 
 if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
@@ -146,6 +147,11 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     """
     if entry.capture_mode is None:
         entry = entry.model_copy(update={"capture_mode": "sync"})
+    with store_span(entry):  # DLQ_OTEL_ENABLED: the trace's store step
+        return await _store_entry(service, entry)
+
+
+async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryResult:
     wid = entry_workflow_id(entry)
     bound = service.config.store_timeout
     address = service.config.temporal_address

@@ -83,7 +83,16 @@ class TemporalHooks:
 # The project's own hooks, each called with the configuration (None: nothing to
 # add). Encryption (the payload codec) and telemetry register theirs here, so
 # they reach every client and worker the same way a user's hooks do.
-BUILTIN_HOOKS: list[Callable[[DLQConfig], TemporalHooks | None]] = []
+def _tracing(config: DLQConfig) -> TemporalHooks | None:
+    # DLQ_OTEL_ENABLED: temporalio's TracingInterceptor (dlq/_tracing.py).
+    if not config.otel_enabled:
+        return None
+    from dlq._tracing import tracing_hooks
+
+    return tracing_hooks(config)
+
+
+BUILTIN_HOOKS: list[Callable[[DLQConfig], TemporalHooks | None]] = [_tracing]
 
 
 def _load_hook(spec: Any, config: DLQConfig) -> TemporalHooks:
