@@ -267,3 +267,28 @@ def test_every_alert_rule_says_what_and_how_bad() -> None:
     for rule in alerts:
         assert rule["labels"]["severity"] in ("info", "warning", "critical"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
+
+
+async def test_the_sdk_runtime_serves_temporal_metrics_on_its_own_port(
+        temporal_address: str) -> None:
+    import socket
+
+    from dlq._connect import connect
+    from dlq._worker import sdk_metrics_runtime
+
+    with socket.socket() as probe:  # a free port for the runtime to bind
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime = sdk_metrics_runtime(port)
+    assert runtime is not None
+    client = await connect(temporal_address, runtime=runtime)
+    await client.count_workflows()
+    samples = await eventually(lambda: _scrape_async(port),
+                               lambda s: any(n.startswith("temporal_request") for n, _ in s))
+    assert not any(n.startswith("dlq_") for n, _ in samples)  # the SDK's own, apart from ours
+
+
+def test_no_sdk_runtime_when_its_port_is_zero() -> None:
+    from dlq._worker import sdk_metrics_runtime
+
+    assert sdk_metrics_runtime(0) is None
