@@ -27,11 +27,14 @@ class EntryActivities:
         engine: Engine of the SQL read model.
         handlers: Replay handler registry (the global one by default).
         handler_executor: Pool for sync replay handlers.
+        metrics: Count the ``dlq_*`` metrics of what these activities do
+            (off when ``DLQ_METRICS_PORT`` is 0).
     """
 
     def __init__(self, engine: Engine, *, handlers: HandlerRegistry | None = None,
-                 handler_executor: Executor | None = None) -> None:
+                 handler_executor: Executor | None = None, metrics: bool = True) -> None:
         self.engine = engine
+        self.metrics = metrics
         self.handlers = handlers or default_registry
         self.handler_executor = handler_executor or ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="dlq-handler"
@@ -56,12 +59,13 @@ class EntryActivities:
             repo.append_audit_events(session=session, entry_id=input.state.id,
                                      events=input.events)
             session.commit()
-        if applied:
-            # Counted only when this write moved the row: each event once.
-            metrics.count_persisted_events(state.domain, state.failure_type, input.events)
-        info = activity.info()
-        if not info.is_local and info.attempt == 1:
-            metrics.count_persist_fallback()
+        if self.metrics:
+            if applied:
+                # Counted only when this write moved the row: each event once.
+                metrics.count_persisted_events(state.domain, state.failure_type, input.events)
+            info = activity.info()
+            if not info.is_local and info.attempt == 1:
+                metrics.count_persist_fallback()
         return PersistResult(applied=applied, version=input.state.version)
 
     @activity.defn(name="run_replay_handler")
@@ -90,7 +94,8 @@ class EntryActivities:
         try:
             return await self._run_handler(handler, entry, input.timeout, started)
         finally:
-            metrics.observe_replay(time.perf_counter() - started)
+            if self.metrics:
+                metrics.observe_replay(time.perf_counter() - started)
 
     async def _run_handler(self, handler: Any, entry: Any, timeout: float,
                            started: float) -> ReplayHandlerResult:

@@ -13,9 +13,11 @@ benchmark's stack and CPU accounting.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import tempfile
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from pathlib import Path
 from dlq._procs import DevServer, ManagedProcess, free_port
 
 __all__ = ["Stack", "cpu_seconds", "free_port", "machine_busy_seconds", "running_stack",
-           "start_dev_server", "stopped_on_exit"]
+           "scrape_forever", "start_dev_server", "stopped_on_exit"]
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_GRACE = 10.0
@@ -111,13 +113,15 @@ async def start_dev_server(tmp: Path, procs: ExitStack, startup_timeout: float) 
 @asynccontextmanager
 async def running_stack(*, dlq_task_queue: str = "dlq-bench",
                         bare_task_queue: str = "bare-bench",
-                        startup_timeout: float = 60.0) -> AsyncIterator[Stack]:
+                        startup_timeout: float = 60.0,
+                        worker_args: tuple[str, ...] = ()) -> AsyncIterator[Stack]:
     """Start a dev server and the worker process; stop both and clean up on exit.
 
     Args:
         dlq_task_queue: Task queue of the real DLQ worker.
         bare_task_queue: Task queue of the baseline ``BareWorkflow`` worker.
         startup_timeout: Seconds each process may take to become ready.
+        worker_args: More arguments of ``bench._worker`` (e.g. a metrics port).
 
     Raises:
         RuntimeError: A process exited or was not ready in time (with its log tail).
@@ -132,7 +136,8 @@ async def running_stack(*, dlq_task_queue: str = "dlq-bench",
             "benchmark worker",
             [sys.executable, "-m", "bench._worker", "--address", server.address,
              "--database-url", database_url, "--dlq-task-queue", dlq_task_queue,
-             "--bare-task-queue", bare_task_queue, "--ready-file", str(ready_file)],
+             "--bare-task-queue", bare_task_queue, "--ready-file", str(ready_file),
+             *worker_args],
             log_path=tmp / "worker.log", cwd=ROOT, env=bench_env()), procs)
         # bench._worker writes the file once both of its workers poll.
         await worker.wait_until(ready_file.exists, timeout=startup_timeout, what="get ready",
@@ -142,3 +147,18 @@ async def running_stack(*, dlq_task_queue: str = "dlq-bench",
                     server_pid=server.pid, worker_pid=worker.pid, tmpdir=tmp)
         # A worker that died mid-run would make the figures meaningless.
         worker.check_alive()
+
+
+async def scrape_forever(port: int, every: float = 1.0) -> None:
+    """GET ``/metrics`` every ``every`` seconds (its SQL reads load the worker too)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def get() -> None:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read()
+        if b"dlq_entries_stored_total" not in body:
+            raise RuntimeError(f"{url} has no dlq_entries_stored_total")
+
+    while True:
+        await asyncio.to_thread(get)
+        await asyncio.sleep(every)

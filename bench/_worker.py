@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -18,14 +20,21 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from bench._bare import BareWorkflow, bare_noop
-from dlq._connect import connect
+from dlq import DLQConfig
+from dlq._connect import connect, environment_hooks
 from dlq._db import create_db_engine, migrate
-from dlq._worker import build_worker
+from dlq._worker import build_worker, serve_worker_metrics
 
 
 async def serve(*, address: str, database_url: str, dlq_task_queue: str,
-                bare_task_queue: str, ready_file: Path) -> None:
-    """Run both workers until SIGINT or SIGTERM."""
+                bare_task_queue: str, ready_file: Path, metrics_port: int = 0,
+                no_metrics_task_queue: str = "") -> None:
+    """Run both workers until SIGINT or SIGTERM.
+
+    With ``metrics_port``, the DLQ worker counts and serves ``/metrics`` there
+    (as ``DLQ_METRICS_PORT`` does), and a second DLQ worker on
+    ``no_metrics_task_queue`` runs with metrics off (bench/store.py compares them).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -34,16 +43,32 @@ async def serve(*, address: str, database_url: str, dlq_task_queue: str,
     engine = create_db_engine(database_url)
     migrate(engine)
     client = await connect(address)
-    dlq_worker = build_worker(client, task_queue=dlq_task_queue, engine=engine)
+    # Without metrics_port the worker counts as deployed workers do (DLQ_METRICS_PORT's
+    # default) but serves nothing.
+    config = DLQConfig(temporal_address=address, database_url=database_url,
+                       temporal_hooks=environment_hooks(),
+                       **({"metrics_port": metrics_port} if metrics_port else {}))
+    dlq_worker = build_worker(client, task_queue=dlq_task_queue, engine=engine, config=config)
+    workers = [dlq_worker]
+    server = None
+    if metrics_port:
+        server = serve_worker_metrics(config, engine, None)
+        if no_metrics_task_queue:
+            workers.append(build_worker(client, task_queue=no_metrics_task_queue, engine=engine,
+                                        config=dataclasses.replace(config, metrics_port=0)))
     # No activity executor: the baseline activity is async, like a cheap I/O call.
     bare_worker = Worker(client, task_queue=bare_task_queue, workflows=[BareWorkflow],
                          activities=[bare_noop])
-    async with dlq_worker, bare_worker:
+    async with contextlib.AsyncExitStack() as running:
+        for worker in (*workers, bare_worker):
+            await running.enter_async_context(worker)
         # Written last and renamed, so the parent never reads a half-written file.
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(str(os.getpid()))
         tmp.replace(ready_file)
         await stop.wait()
+    if server is not None:
+        server.shutdown()
     engine.dispose()
 
 
@@ -55,12 +80,17 @@ def main() -> None:
     parser.add_argument("--dlq-task-queue", required=True)
     parser.add_argument("--bare-task-queue", required=True)
     parser.add_argument("--ready-file", required=True, type=Path)
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve /metrics here and count (0: metrics off)")
+    parser.add_argument("--no-metrics-task-queue", default="",
+                        help="with --metrics-port: a second DLQ worker with metrics off")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(serve(address=args.address, database_url=args.database_url,
                       dlq_task_queue=args.dlq_task_queue, bare_task_queue=args.bare_task_queue,
-                      ready_file=args.ready_file))
+                      ready_file=args.ready_file, metrics_port=args.metrics_port,
+                      no_metrics_task_queue=args.no_metrics_task_queue))
 
 
 if __name__ == "__main__":

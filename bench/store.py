@@ -6,10 +6,15 @@ One run starts one Temporal dev server and one worker process (see
 1. baseline: ``client.execute_workflow(BareWorkflow)``: start a workflow
    that runs one no-op activity and wait for its result;
 2. DLQ: ``AsyncDLQService.store_failure(..., mode="sync")``: update-with-start
-   of a ``DLQEntryWorkflow`` that returns once the entry's SQL row is written.
+   of a ``DLQEntryWorkflow`` that returns once the entry's SQL row is written,
+   on a worker that counts the ``dlq_*`` metrics and serves ``/metrics``
+   (scraped every second during the phase, as Prometheus would, faster);
+3. DLQ with metrics off: the same stores, to a worker in the same process
+   whose metrics are off (``DLQ_METRICS_PORT=0``).
 
 It prints both rates (successful operations per wall-clock second), p50/p95
-latencies, the CPU each process used, and ``ratio store/bare``. The exit code
+latencies, the CPU each process used, ``ratio metrics on/off`` (goal >= 0.9)
+and ``ratio store/bare``. The exit code
 is 1 if any operation failed, 2 if the stack did not start or nothing
 worked, else 0 (a missed goal is a figure, not an error).
 
@@ -54,16 +59,20 @@ from bench._bare import BareWorkflow
 from bench._stack import (
     Stack,
     cpu_seconds,
+    free_port,
     machine_busy_seconds,
     running_stack,
+    scrape_forever,
 )
 
 GOAL = 0.8
+METRICS_GOAL = 0.9
 # Cores other processes may use during a phase before its figures are flagged.
 BUSY_MACHINE = 0.2
 # Seconds AsyncDLQService.close() may take before the benchmark cuts it short.
 CLOSE_TIMEOUT = 10.0
 DLQ_TASK_QUEUE = "dlq-bench"
+NO_METRICS_TASK_QUEUE = "dlq-bench-no-metrics"
 BARE_TASK_QUEUE = "bare-bench"
 
 # Entry ids and workflow ids differ per error; strip them so equal errors group.
@@ -178,15 +187,23 @@ async def bare_phase(stack: Stack, args: argparse.Namespace,
                            warmup=args.warmup, pids=pids)
 
 
-async def store_phase(stack: Stack, args: argparse.Namespace,
-                      pids: dict[str, int]) -> tuple[PhaseResult, int]:
+async def store_phase(stack: Stack, args: argparse.Namespace, pids: dict[str, int], *,
+                      name: str = "DLQ store (sync)", task_queue: str | None = None,
+                      expected_rows: int | None = None,
+                      scrape_port: int = 0) -> tuple[PhaseResult, int]:
     """DLQ: ``store_failure(mode="sync")`` through one service, as an application would.
+
+    Args:
+        name: The phase's name in the report.
+        task_queue: The DLQ worker's task queue (the stack's by default).
+        expected_rows: Rows the read model should hold afterwards.
+        scrape_port: Scrape ``/metrics`` there every ``SCRAPE_EVERY`` s meanwhile.
 
     Returns:
         The phase result and the number of rows in the SQL read model afterwards.
     """
     service = AsyncDLQService(DLQConfig(
-        temporal_address=stack.address, task_queue=stack.dlq_task_queue,
+        temporal_address=stack.address, task_queue=task_queue or stack.dlq_task_queue,
         database_url=stack.database_url, store_timeout=args.store_timeout,
         # A timed-out store falls back to the local outbox; keep it in the
         # throw-away folder, not in the shared default under the working directory.
@@ -204,12 +221,57 @@ async def store_phase(stack: Stack, args: argparse.Namespace,
         )
         return None if result.success else (result.error or "success=False without error")
 
+    scraper = asyncio.create_task(scrape_forever(scrape_port)) if scrape_port else None
     try:
-        result = await run_phase("DLQ store (sync)", op, n=args.n,
+        result = await run_phase(name, op, n=args.n,
                                  concurrency=args.concurrency, warmup=args.warmup, pids=pids)
     finally:
+        if scraper is not None:
+            scraper.cancel()
         await close_service(service)
-    return result, await settled_row_count(stack.database_url, args.warmup + args.n)
+    return result, await settled_row_count(stack.database_url,
+                                           expected_rows or args.warmup + args.n)
+
+
+async def metrics_rounds(stack: Stack, args: argparse.Namespace, pids: dict[str, int],
+                         metrics_port: int) -> tuple[PhaseResult, PhaseResult, int]:
+    """Stores with metrics on and off, interleaved in ``args.rounds`` rounds.
+
+    The machine is shared: other load comes and goes within seconds, so one
+    phase each would compare two different machines. Each round runs both
+    (alternating which goes first) on n/rounds stores; the first round warms
+    both up. Returns both merged phases and the rows in the read model.
+    """
+    on: list[PhaseResult] = []
+    off: list[PhaseResult] = []
+    stored, rows = 0, 0
+    for i in range(args.rounds):
+        n = args.n // args.rounds + (1 if i < args.n % args.rounds else 0)
+        part = argparse.Namespace(**{**vars(args), "n": n, "warmup": args.warmup if i == 0 else 0})
+        order = [True, False] if i % 2 else [False, True]
+        for metrics in order:
+            stored += part.warmup + n
+            result, rows = await store_phase(
+                stack, part, pids, expected_rows=stored,
+                name="DLQ store (sync)" if metrics else "DLQ store, metrics off",
+                task_queue=None if metrics else NO_METRICS_TASK_QUEUE,
+                scrape_port=metrics_port if metrics else 0)
+            (on if metrics else off).append(result)
+    return merge(on), merge(off), rows
+
+
+def merge(parts: list[PhaseResult]) -> PhaseResult:
+    """One phase from its rounds: summed counts and time, time-weighted CPU."""
+    elapsed = sum(p.elapsed for p in parts)
+    cores: dict[str, float | None] = {}
+    for proc in parts[0].cores:
+        weighted = [(p.cores[proc], p.elapsed) for p in parts]
+        cores[proc] = (None if any(v is None for v, _ in weighted)
+                       else sum((v or 0.0) * t for v, t in weighted) / elapsed)
+    return PhaseResult(name=parts[0].name, ok=sum(p.ok for p in parts), elapsed=elapsed,
+                       latencies=[x for p in parts for x in p.latencies],
+                       errors=[e for p in parts for e in p.errors], cores=cores,
+                       warmup_ok=sum(p.warmup_ok for p in parts))
 
 
 async def close_service(service: AsyncDLQService) -> None:
@@ -256,7 +318,8 @@ def _fmt_cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> None:
+def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace,
+           no_metrics: PhaseResult | None = None) -> None:
     """Print the table, the errors if any, and the ratio line last."""
     table = Table(title=f"store benchmark: n={args.n}, concurrency={args.concurrency}, "
                         f"warm-up={args.warmup} (not counted)")
@@ -265,7 +328,8 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
         table.add_column(name, justify="right")
     for proc in bare.cores:
         table.add_column(f"CPU {proc}", justify="right")
-    for phase in (bare, store):
+    phases = (bare, store) if no_metrics is None else (bare, store, no_metrics)
+    for phase in phases:
         table.add_row(
             phase.name, str(phase.ok), str(len(phase.errors)), f"{phase.elapsed:.2f}",
             f"{phase.rate:.1f}", f"{phase.percentile_ms(50):.0f}",
@@ -277,7 +341,7 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
     console.print("Rates and latencies count successful operations only. CPU columns: cores "
                   f"used on average during the measured part, out of {os.cpu_count()}; "
                   "'other' is every other process on the machine.")
-    for phase in (bare, store):
+    for phase in phases:
         other = phase.cores.get("other")
         if other is not None and other > BUSY_MACHINE:
             console.print(f"[yellow]{phase.name}: other processes used {other:.2f} cores "
@@ -286,6 +350,15 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
         grouped = Counter(_UUID.sub("<id>", error) for error in phase.errors)
         for error, count in grouped.most_common(5):
             console.print(f"[red]{phase.name}: {count} x {error}[/]")
+    if no_metrics is not None:
+        # CPU per store is what the metrics add; it is steadier than rates when
+        # other processes take cores from the phases unevenly.
+        per_store = {p.name: (p.cores.get("worker") or 0.0) * p.elapsed / p.ok * 1000
+                     for p in (store, no_metrics) if p.ok}
+        console.print("worker CPU per store: " + ", ".join(
+            f"{name} {ms:.1f} ms" for name, ms in per_store.items()))
+        on_off = store.rate / no_metrics.rate if no_metrics.rate else 0.0
+        print(f"ratio metrics on/off = {on_off:.2f} (goal >= {METRICS_GOAL})")
     ratio = store.rate / bare.rate if bare.rate else 0.0
     # Plain print: the last line is meant to be grepped.
     print(f"ratio store/bare = {ratio:.2f} (goal >= {GOAL})")
@@ -303,16 +376,19 @@ async def bench(args: argparse.Namespace) -> int:
     logging.getLogger("dlq").setLevel(logging.ERROR)
 
     started = time.perf_counter()
-    async with running_stack(dlq_task_queue=DLQ_TASK_QUEUE,
-                             bare_task_queue=BARE_TASK_QUEUE) as stack:
+    metrics_port = free_port()
+    async with running_stack(dlq_task_queue=DLQ_TASK_QUEUE, bare_task_queue=BARE_TASK_QUEUE,
+                             worker_args=("--metrics-port", str(metrics_port),
+                                          "--no-metrics-task-queue",
+                                          NO_METRICS_TASK_QUEUE)) as stack:
         console.print(f"stack ready in {time.perf_counter() - started:.1f}s: Temporal "
                       f"{stack.address}, worker pid {stack.worker_pid}, {stack.database_url}")
         pids = {"server": stack.server_pid, "worker": stack.worker_pid, "client": os.getpid()}
         bare = await bare_phase(stack, args, pids)
-        store, rows = await store_phase(stack, args, pids)
+        store, no_metrics, rows = await metrics_rounds(stack, args, pids, metrics_port)
     gc.collect()  # let abandoned SDK futures report now, not after the summary
-    failed = bool(bare.errors or store.errors)
-    succeeded = store.warmup_ok + store.ok
+    failed = bool(bare.errors or store.errors or no_metrics.errors)
+    succeeded = store.warmup_ok + store.ok + no_metrics.warmup_ok + no_metrics.ok
     if rows < succeeded:
         # A store that said success must have its row.
         console.print(f"[red]SQL read model has {rows} rows but {succeeded} stores "
@@ -328,7 +404,7 @@ async def bench(args: argparse.Namespace) -> int:
     if leaked[0]:
         console.print(f"[yellow]{leaked[0]} 'Future exception was never retrieved' "
                       f"(CancelledError) from timed-out update-with-start calls, not printed[/]")
-    report(bare, store, args)
+    report(bare, store, args, no_metrics)
     return 1 if failed else 0
 
 
@@ -366,10 +442,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="operations in flight at once")
     parser.add_argument("--warmup", type=int, default=20,
                         help="operations per phase run first and not counted")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds interleaving the metrics-on and metrics-off stores")
     parser.add_argument("--store-timeout", type=float, default=DLQConfig.store_timeout,
                         help="DLQConfig.store_timeout in seconds (default: the DLQ's own)")
     args = parser.parse_args(argv)
-    for name in ("n", "concurrency"):
+    for name in ("n", "concurrency", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
     if args.warmup < 0:

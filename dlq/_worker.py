@@ -93,7 +93,8 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
     # Without a configuration, the hooks still come from DLQ_TEMPORAL_HOOKS, as the client's do.
     config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks()),
                                  task_queue=task_queue)
-    entry = EntryActivities(engine)
+    # DLQ_METRICS_PORT=0: this worker neither serves nor counts dlq_* metrics.
+    entry = EntryActivities(engine, metrics=config.metrics_port != 0)
     service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
     maintenance = MaintenanceActivities(service)
     bulk = BulkActivities(service)
