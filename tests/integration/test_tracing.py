@@ -87,6 +87,16 @@ async def test_one_trace_runs_from_the_caller_through_the_workflow_and_its_repla
     assert any(n.startswith("RunWorkflow:DLQEntryWorkflow") for n in names), names
     assert "StartActivity:run_replay_handler" in names, names
     assert "RunActivity:run_replay_handler" in names, names
+    # The replay's span descends from the caller's, through the store.
+    finished = {s.context.span_id: s for s in spans.get_finished_spans()
+                if s.context.trace_id == trace_id}
+    replay = next(s for s in finished.values() if s.name == "RunActivity:run_replay_handler")
+    chain = [replay.name]
+    while replay.parent is not None:
+        replay = finished[replay.parent.span_id]
+        chain.append(replay.name)
+    assert chain == ["RunActivity:run_replay_handler", "StartActivity:run_replay_handler",
+                     "StartUpdateWithStartWorkflow:DLQEntryWorkflow", "dlq.store", "caller"]
     store = next(s for s in spans.get_finished_spans() if s.name == "dlq.store"
                  and s.context.trace_id == trace_id)
     assert store.parent is not None and store.parent.span_id == caller.get_span_context().span_id
