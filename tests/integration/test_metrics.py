@@ -292,3 +292,42 @@ def test_no_sdk_runtime_when_its_port_is_zero() -> None:
     from dlq._worker import sdk_metrics_runtime
 
     assert sdk_metrics_runtime(0) is None
+
+
+async def test_run_worker_serves_dlq_and_sdk_metrics_on_their_ports(
+        config: DLQConfig, service: AsyncDLQService, domains: dict[str, str]) -> None:
+    import asyncio
+
+    from dlq._procs import free_port
+    from dlq._worker import run_worker
+
+    ports = {"dlq": free_port(), "sdk": free_port()}
+    worker_config = dataclasses.replace(
+        config, task_queue=f"dlq-metrics-{uuid.uuid4().hex[:8]}", maintenance_enabled=False,
+        metrics_port=ports["dlq"], sdk_metrics_port=ports["sdk"])
+    ready, stop = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(run_worker(worker_config, ready=ready, stop=stop))
+    try:
+        await asyncio.wait_for(ready.wait(), 60)
+        domain = domains["ok"]
+        producer = AsyncDLQService(worker_config)
+        try:
+            stored = await producer.store_failure(domain, "PG_TIMEOUT", error_message="x",
+                                                  recommended_action="manual_check")
+        finally:
+            await producer.close()
+        assert stored.success, stored
+        samples = await eventually(lambda: _scrape_async(ports["dlq"]),
+                                   lambda s: value(s, "dlq_open_entries", domain=domain,
+                                                   status="pending") == 1)
+        assert value(samples, "dlq_entries_stored_total", domain=domain,
+                     failure_type="PG_TIMEOUT", mode="sync") == 1
+        sdk = await eventually(lambda: _scrape_async(ports["sdk"]),
+                               lambda s: any(n.startswith("temporal_") for n, _ in s))
+        assert any(n.startswith("temporal_worker") or n.startswith("temporal_request")
+                   for n, _ in sdk)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 60)
+    with pytest.raises(OSError):  # the port is closed with the worker
+        scrape(ports["dlq"])
