@@ -117,3 +117,23 @@ def test_a_taken_metrics_port_is_logged_and_the_worker_goes_on(
                                           engine=None, outbox=None)  # type: ignore[arg-type]
     assert server is None
     assert f"cannot serve /metrics on port {port} (DLQ_METRICS_PORT)" in caplog.text
+
+
+def test_multiprocess_mode_adds_up_the_producer_processes_of_a_host(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = ("from dlq import _metrics as m; "
+             "m.count_store_failure('unavailable'); m.count_relay_error()")
+    for _ in range(3):  # three producer processes (web workers, Celery children)
+        subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=60)
+    render_ = ("from dlq._exposition import metrics_registry, render; "
+               "print(render(metrics_registry()).decode())")
+    text = subprocess.run([sys.executable, "-c", render_], env=env, check=True, timeout=60,
+                          capture_output=True, text=True).stdout
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("dlq_store_failures_total", (("reason", "unavailable"),))] == 3
+    assert samples[("dlq_relay_errors_total", ())] == 3
