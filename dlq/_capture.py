@@ -34,7 +34,7 @@ from dlq._messages import CaptureInput, CaptureResult, EntryInput
 from dlq._relay import Relay
 from dlq._results import DLQEntryResult
 from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, entry_workflow_id
-from dlq._tracing import store_span
+from dlq._tracing import current_trace_context, delivery_span, store_span
 
 if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
@@ -133,6 +133,7 @@ def admit(service: AsyncDLQService, args: StoreArgs, *,
     entry = build_entry(fields, request, config=service.config)
     entry.capture_mode = mode  # counted by the worker (dlq_entries_stored_total{mode})
     if mode == "async":
+        entry.trace_context = current_trace_context(service.config.otel_enabled)
         return _enqueue(service, entry, run_relay=run_relay)
     return entry
 
@@ -147,7 +148,7 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     """
     if entry.capture_mode is None:
         entry = entry.model_copy(update={"capture_mode": "sync"})
-    with store_span(entry):  # DLQ_OTEL_ENABLED: the trace's store step
+    with store_span(entry, service.config.otel_enabled):  # DLQ_OTEL_ENABLED: the trace's store step
         return await _store_entry(service, entry)
 
 
@@ -231,6 +232,7 @@ def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = No
     if error is not None:
         metrics.count_store_failure(reason)
         entry.capture_mode = "fallback"
+        entry.trace_context = current_trace_context(service.config.otel_enabled)
     try:
         outbox.append(entry)
     except Exception as err:  # noqa: BLE001 - report, never raise to the caller
@@ -288,6 +290,12 @@ async def get_capture_stats(service: AsyncDLQService) -> dict[str, Any]:
 
 async def deliver(service: AsyncDLQService, entry: EntryInput) -> None:
     """Make sure the entry's workflow exists (idempotent; what the relay calls)."""
+    # DLQ_OTEL_ENABLED: the delivery continues the storing caller's trace.
+    with delivery_span(entry, service.config.otel_enabled):
+        await _deliver(service, entry)
+
+
+async def _deliver(service: AsyncDLQService, entry: EntryInput) -> None:
     client = await service.get_client()
     entry = await _claim_check(service, entry)
     bound = service.config.store_timeout

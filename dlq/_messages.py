@@ -66,6 +66,9 @@ class EntryInput(FailureFields):
     # How the store reached Temporal (sync, async, fallback): recorded in the
     # entry's "created" audit event, which the worker's metrics count.
     capture_mode: str | None = None
+    # W3C trace context of the caller of a store that goes through the outbox
+    # (DLQ_OTEL_ENABLED), so the relay's delivery continues the caller's trace.
+    trace_context: dict[str, str] | None = None
 
 
 class EntryResult(BaseModel):

@@ -124,3 +124,29 @@ async def test_the_blocking_service_carries_the_callers_span_to_its_loop_thread(
     assert "view" in names and "dlq.store" in names, names
     assert any(n.startswith("StartUpdateWithStartWorkflow") or n.startswith("StartWorkflow")
                for n in names), names
+
+
+async def test_an_async_store_is_delivered_in_the_callers_trace(
+        traced: tuple[DLQConfig, str], spans: InMemorySpanExporter, tmp_path) -> None:
+    config, domain = traced
+    service = AsyncDLQService(dataclasses.replace(config, outbox_path=str(tmp_path / "ob.db")))
+    tracer = trace.get_tracer("test")
+    try:
+        with tracer.start_as_current_span("producer") as producer:
+            result = await service.store_failure(domain, "PG_TIMEOUT", error_message="x",
+                                                 recommended_action="manual_check",
+                                                 mode="async")
+        assert result.success and result.dlq_id
+        await wait_status(service, result.dlq_id, "pending")
+    finally:
+        await service.close()
+    trace_id = producer.get_span_context().trace_id
+    finished = {s.context.span_id: s for s in spans.get_finished_spans()
+                if s.context.trace_id == trace_id}
+    deliver = next(s for s in finished.values() if s.name == "dlq.deliver")
+    assert deliver.parent is not None
+    assert deliver.parent.span_id == producer.get_span_context().span_id
+    assert deliver.attributes is not None and deliver.attributes["dlq.mode"] == "async"
+    names = {s.name for s in finished.values()}
+    assert "StartWorkflow:DLQEntryWorkflow" in names, names
+    assert "RunWorkflow:DLQEntryWorkflow" in names, names
