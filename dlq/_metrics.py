@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from dlq._throttle import AdaptiveThrottle
 
 __all__ = ["ENTRIES_STORED", "FORCE_REDRIVES", "PERSIST_FALLBACKS", "RELAY_ERRORS",
-           "REPLAYS", "REPLAY_DURATION", "STORE_FAILURES", "count_persisted_events",
-           "count_store_failure", "running_redrives", "set_enabled", "track_redrive"]
+           "REPLAYS", "REPLAY_DURATION", "STORE_FAILURES", "count_persist_fallback",
+           "count_persisted_events", "count_relay_error", "count_store_failure", "is_enabled",
+           "observe_replay", "running_redrives", "set_enabled", "track_redrive"]
 
 ENTRIES_STORED = Counter(
     "dlq_entries_stored_total", "New DLQ entries, counted when their first row reaches SQL.",
