@@ -7,6 +7,7 @@ unlabelled counters are asserted as differences across the test.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import urllib.request
 import uuid
@@ -203,8 +204,6 @@ async def test_a_scripted_sequence_gives_exact_counters_and_gauges(
 
 
 async def _scrape_async(port: int) -> Samples:
-    import asyncio
-
     return await asyncio.to_thread(scrape, port)
 
 
@@ -296,8 +295,6 @@ def test_no_sdk_runtime_when_its_port_is_zero() -> None:
 
 async def test_run_worker_serves_dlq_and_sdk_metrics_on_their_ports(
         config: DLQConfig, service: AsyncDLQService, domains: dict[str, str]) -> None:
-    import asyncio
-
     from dlq._procs import free_port
     from dlq._worker import run_worker
 
