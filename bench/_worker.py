@@ -23,7 +23,8 @@ from bench._bare import BareWorkflow, bare_noop
 from dlq import DLQConfig
 from dlq._connect import connect, environment_hooks
 from dlq._db import create_db_engine, migrate
-from dlq._worker import build_worker, serve_worker_metrics
+from dlq._exposition import serve_worker_metrics
+from dlq._worker import build_worker
 
 
 async def serve(*, address: str, database_url: str, dlq_task_queue: str,

@@ -6,6 +6,8 @@ Prometheus scrapes. :func:`metrics_registry` puts it beside the counters of
 this process (or, with ``PROMETHEUS_MULTIPROC_DIR`` set, of every process of
 the host); :func:`start_metrics_server` serves that on a port (the worker),
 and :func:`render` gives the text for an HTTP route (``dlq serve``).
+:func:`serve_worker_metrics` and :func:`sdk_metrics_runtime` are what the
+worker starts with.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from dlq._sql.gauges import open_entry_gauges
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from dlq._config import DLQConfig
     from dlq._outbox import Outbox
 
 __all__ = ["CONTENT_TYPE", "DLQGaugeCollector", "metrics_registry", "render",
-           "start_metrics_server"]
+           "sdk_metrics_runtime", "serve_worker_metrics", "start_metrics_server"]
 
 log = logging.getLogger("dlq.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -166,3 +169,39 @@ def start_metrics_server(port: int, gauges: DLQGaugeCollector | None, *,
     server, _thread = start_http_server(port, addr=addr, registry=metrics_registry(gauges))
     log.info("metrics: serving /metrics on %s:%d", addr, server.server_port)
     return server
+
+
+def serve_worker_metrics(config: DLQConfig, engine: Engine, outbox: Any) -> Any:
+    """Serve ``/metrics`` on ``config.metrics_port`` (None if 0 or the port is taken).
+
+    A taken port is logged, not fatal: a worker that cannot be scraped
+    must still replay entries.
+    """
+    if not config.metrics_port:
+        return None
+    try:
+        return start_metrics_server(
+            config.metrics_port, DLQGaugeCollector(engine, outbox, config.sla_thresholds))
+    except OSError as err:
+        log.error("metrics: cannot serve /metrics on port %d (DLQ_METRICS_PORT): %s; the "
+                  "worker runs without it", config.metrics_port, err)
+        return None
+
+
+def sdk_metrics_runtime(port: int) -> Any:
+    """A Temporal runtime exporting the SDK's metrics to Prometheus on ``port`` (None if 0).
+
+    Each call makes a new runtime (its own Rust threads): one per worker process.
+    A port that cannot be bound is logged and the default runtime used.
+    """
+    if not port:
+        return None
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+    try:
+        return Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+    except Exception as err:  # noqa: BLE001 - the SDK raises its own error types here
+        log.error("metrics: cannot serve the Temporal SDK's metrics on port %d "
+                  "(DLQ_SDK_METRICS_PORT): %s; the worker runs without them", port, err)
+        return None

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import ModuleType
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from temporalio.api.enums.v1 import TaskQueueType
@@ -38,6 +37,7 @@ from temporalio.worker import Worker
 from dlq._config import DLQConfig
 from dlq._connect import connect, describe, environment_hooks, worker_interceptors
 from dlq._db import create_db_engine, migrate
+from dlq._exposition import sdk_metrics_runtime, serve_worker_metrics
 from dlq._handlers import import_handler_modules, registry
 from dlq._messages import MaintenanceInput
 from dlq._sandbox import workflow_runner
@@ -46,7 +46,7 @@ from dlq._sql import SQLModelRepository
 from dlq._temporal import MAINTENANCE_SCHEDULE_ID, MAINTENANCE_WORKFLOW, ensure_search_attributes
 
 __all__ = ["build_worker", "check_health", "ensure_maintenance_schedule", "main", "run_relay",
-           "run_worker", "sdk_metrics_runtime", "serve", "serve_relay", "serve_worker_metrics"]
+           "run_worker", "serve", "serve_relay"]
 
 log = logging.getLogger("dlq.worker")
 
@@ -227,44 +227,6 @@ async def _shut_down(config: DLQConfig, worker: Worker, running: asyncio.Task[No
     else:
         log.info("shutdown: outbox %s is empty", config.outbox_path)
     log.info("shutdown: DLQ worker stopped")
-
-
-def serve_worker_metrics(config: DLQConfig, engine: Engine, outbox: Any) -> Any:
-    """Serve ``/metrics`` on ``config.metrics_port`` (None if 0 or the port is taken).
-
-    A taken port is logged, not fatal: a worker that cannot be scraped
-    must still replay entries.
-    """
-    if not config.metrics_port:
-        return None
-    from dlq._exposition import DLQGaugeCollector, start_metrics_server
-
-    try:
-        return start_metrics_server(
-            config.metrics_port, DLQGaugeCollector(engine, outbox, config.sla_thresholds))
-    except OSError as err:
-        log.error("metrics: cannot serve /metrics on port %d (DLQ_METRICS_PORT): %s; the "
-                  "worker runs without it", config.metrics_port, err)
-        return None
-
-
-def sdk_metrics_runtime(port: int) -> Any:
-    """A Temporal runtime exporting the SDK's metrics to Prometheus on ``port`` (None if 0).
-
-    Each call makes a new runtime (its own Rust threads): one per worker process.
-    A port that cannot be bound is logged and the default runtime used.
-    """
-    if not port:
-        return None
-    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-
-    try:
-        return Runtime(telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
-    except Exception as err:  # noqa: BLE001 - the SDK raises its own error types here
-        log.error("metrics: cannot serve the Temporal SDK's metrics on port %d "
-                  "(DLQ_SDK_METRICS_PORT): %s; the worker runs without them", port, err)
-        return None
 
 
 # A polling worker renews its long poll at least this often (the server holds

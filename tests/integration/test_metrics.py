@@ -273,7 +273,7 @@ async def test_the_sdk_runtime_serves_temporal_metrics_on_its_own_port(
     import socket
 
     from dlq._connect import connect
-    from dlq._worker import sdk_metrics_runtime
+    from dlq._exposition import sdk_metrics_runtime
 
     with socket.socket() as probe:  # a free port for the runtime to bind
         probe.bind(("127.0.0.1", 0))
@@ -288,7 +288,7 @@ async def test_the_sdk_runtime_serves_temporal_metrics_on_its_own_port(
 
 
 def test_no_sdk_runtime_when_its_port_is_zero() -> None:
-    from dlq._worker import sdk_metrics_runtime
+    from dlq._exposition import sdk_metrics_runtime
 
     assert sdk_metrics_runtime(0) is None
 

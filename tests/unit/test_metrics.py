@@ -106,13 +106,13 @@ def test_metrics_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 def test_a_taken_metrics_port_is_logged_and_the_worker_goes_on(
         caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    from dlq._worker import serve_worker_metrics
+    from dlq._exposition import serve_worker_metrics
 
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with caplog.at_level(logging.ERROR, logger="dlq.worker"):
+        with caplog.at_level(logging.ERROR, logger="dlq.metrics"):
             server = serve_worker_metrics(DLQConfig(metrics_port=port, home=str(tmp_path)),
                                           engine=None, outbox=None)  # type: ignore[arg-type]
     assert server is None
