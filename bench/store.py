@@ -42,13 +42,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
 from dlq import AsyncDLQService, DLQConfig
 from dlq._connect import connect
-from dlq._db import create_db_engine
 
 if __package__ in (None, ""):
     # Run as `python bench/store.py`: `bench` is not installed, so import it
@@ -64,13 +62,12 @@ from bench._stack import (
     running_stack,
     scrape_forever,
 )
+from bench._store_support import close_service, count_leaked_cancellations, settled_row_count
 
 GOAL = 0.8
 METRICS_GOAL = 0.9
 # Cores other processes may use during a phase before its figures are flagged.
 BUSY_MACHINE = 0.2
-# Seconds AsyncDLQService.close() may take before the benchmark cuts it short.
-CLOSE_TIMEOUT = 10.0
 DLQ_TASK_QUEUE = "dlq-bench"
 NO_METRICS_TASK_QUEUE = "dlq-bench-no-metrics"
 BARE_TASK_QUEUE = "bare-bench"
@@ -274,46 +271,6 @@ def merge(parts: list[PhaseResult]) -> PhaseResult:
                        warmup_ok=sum(p.warmup_ok for p in parts))
 
 
-async def close_service(service: AsyncDLQService) -> None:
-    """``service.close()``, bounded by ``CLOSE_TIMEOUT``.
-
-    After stores fell back to the outbox, ``close()`` was seen waiting
-    forever for its relay task, which had not ended on ``cancel()``. Our own
-    cancellation from ``wait_for`` gets it out; say so when that was needed.
-    """
-    start = time.perf_counter()
-    try:
-        await asyncio.wait_for(service.close(), timeout=CLOSE_TIMEOUT)
-    except TimeoutError:
-        pass
-    if time.perf_counter() - start >= CLOSE_TIMEOUT:
-        console.print(f"[yellow]AsyncDLQService.close() did not return within "
-                      f"{CLOSE_TIMEOUT:g}s (its outbox relay did not stop); cut short[/]")
-
-
-async def settled_row_count(database_url: str, attempted: int, *,
-                            timeout: float = 15.0) -> int:
-    """Rows in ``dlq_entries`` once all ``attempted`` are there or the count stops growing.
-
-    A store that timed out may still have started its workflow, whose row
-    then lands later; waiting a little shows whether that happened.
-    """
-    engine = create_db_engine(database_url)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    previous = -1
-    try:
-        while True:
-            with engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT COUNT(*) FROM dlq_entries")).scalar_one()
-            if rows >= attempted or rows == previous or loop.time() > deadline:
-                return rows
-            previous = rows
-            await asyncio.sleep(1.0)
-    finally:
-        engine.dispose()
-
-
 def _fmt_cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -406,30 +363,6 @@ async def bench(args: argparse.Namespace) -> int:
                       f"(CancelledError) from timed-out update-with-start calls, not printed[/]")
     report(bare, store, args, no_metrics)
     return 1 if failed else 0
-
-
-def count_leaked_cancellations(loop: asyncio.AbstractEventLoop) -> list[int]:
-    """Count, instead of printing, futures abandoned with a CancelledError.
-
-    When ``store_timeout`` cancels ``execute_update_with_start_workflow``, the
-    SDK leaves an inner future holding the CancelledError, and asyncio prints
-    a full traceback per store when it is garbage-collected. Everything else
-    goes to the default handler.
-
-    Returns:
-        A one-item list holding the count so far.
-    """
-    count = [0]
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-        if (isinstance(context.get("exception"), asyncio.CancelledError)
-                and "never retrieved" in str(context.get("message", ""))):
-            count[0] += 1
-        else:
-            loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)
-    return count
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
