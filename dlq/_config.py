@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dlq._filters import parse_sla_thresholds
+from dlq._keys import KeyRing, parse_key_ring
 from dlq._tokens import ApiToken, parse_api_tokens
 
 __all__ = ["DLQConfig", "DLQSettings"]
@@ -20,6 +21,8 @@ __all__ = ["DLQConfig", "DLQSettings"]
 # working directory (the SQLite read model, the outbox, `make run`'s server).
 DEFAULT_HOME = "~/.dlq"
 DEFAULT_TEMPORAL_UI_URL = "http://localhost:8233"
+# The local Web UI of `temporal server start-dev`, by both of its names.
+DEFAULT_CODEC_CORS_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 
 
 def resolve_home(home: str) -> str:
@@ -81,6 +84,15 @@ class DLQSettings(BaseSettings):
     temporal_envconfig: bool = True
     temporal_hooks: Annotated[tuple[Any, ...], NoDecode] = ()
     shutdown_grace: float = Field(30.0, ge=0)
+    encryption_keys: str = Field("", repr=False)
+    codec_cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CODEC_CORS_ORIGINS
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: str) -> str:
+        # A malformed key ring must stop start-up, naming the bad item (never the key).
+        parse_key_ring(value)
+        return value
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -94,7 +106,7 @@ class DLQSettings(BaseSettings):
         # Malformed thresholds must stop start-up, not surface at query time.
         return parse_sla_thresholds(value)
 
-    @field_validator("handler_modules", "temporal_hooks", mode="before")
+    @field_validator("handler_modules", "temporal_hooks", "codec_cors_origins", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         # A comma-separated list is friendlier in an env file than JSON.
@@ -167,6 +179,12 @@ class DLQConfig:
             to a callable taking this configuration and returning one.
         shutdown_grace: Seconds a stopping worker gives running replays and
             the outbox relay before it exits.
+        encryption_keys: The key ring, ``DLQ_ENCRYPTION_KEYS``: comma-separated
+            ``key_id:base64(32 bytes)``; the first encrypts, all decrypt. When
+            set, Temporal payloads, outbox records and the SQL data columns are
+            encrypted (AES-256-GCM). Empty: no encryption.
+        codec_cors_origins: Browser origins (Temporal Web UIs) allowed to call
+            the codec server of ``dlq serve``.
     """
 
     enabled: bool = True
@@ -202,6 +220,8 @@ class DLQConfig:
     temporal_envconfig: bool = True
     temporal_hooks: tuple[Any, ...] = ()
     shutdown_grace: float = 30.0
+    encryption_keys: str = field(default="", repr=False)
+    codec_cors_origins: tuple[str, ...] = DEFAULT_CODEC_CORS_ORIGINS
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -227,6 +247,15 @@ class DLQConfig:
         if self.shutdown_grace < 0:
             raise ValueError(f"DLQConfig.shutdown_grace must be >= 0, got {self.shutdown_grace!r}")
         object.__setattr__(self, "temporal_hooks", tuple(self.temporal_hooks))
+        object.__setattr__(self, "codec_cors_origins", tuple(self.codec_cors_origins))
+        # Parsed now, so a bad ring fails where it was configured.
+        object.__setattr__(self, "_key_ring", parse_key_ring(self.encryption_keys))
+
+    @property
+    def key_ring(self) -> KeyRing | None:
+        """The parsed ``encryption_keys``, or None when encryption is off."""
+        ring: KeyRing | None = self.__dict__["_key_ring"]
+        return ring
 
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:

@@ -80,10 +80,19 @@ class TemporalHooks:
         return self.data_converter(converter) if self.data_converter else converter
 
 
+def _encryption_hooks(config: DLQConfig) -> TemporalHooks | None:
+    """The payload codec of ``DLQ_ENCRYPTION_KEYS``, when a key ring is configured."""
+    if config.key_ring is None:
+        return None
+    from dlq._codec import encryption_hooks
+
+    return encryption_hooks(config.key_ring)
+
+
 # The project's own hooks, each called with the configuration (None: nothing to
 # add). Encryption (the payload codec) and telemetry register theirs here, so
 # they reach every client and worker the same way a user's hooks do.
-BUILTIN_HOOKS: list[Callable[[DLQConfig], TemporalHooks | None]] = []
+BUILTIN_HOOKS: list[Callable[[DLQConfig], TemporalHooks | None]] = [_encryption_hooks]
 
 
 def _load_hook(spec: Any, config: DLQConfig) -> TemporalHooks:
@@ -205,8 +214,8 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
     Args:
         target: The configuration to connect with (``DLQ_*`` variables if
             None), or the ``host:port`` of a plain local server such as a dev
-            server (no environment configuration; ``DLQ_TEMPORAL_HOOKS`` still
-            applies).
+            server (no environment configuration; ``DLQ_TEMPORAL_HOOKS`` and
+            ``DLQ_ENCRYPTION_KEYS`` still apply).
         namespace: Namespace, when ``target`` is an address.
         lazy: Connect on first use instead of now.
 
@@ -220,7 +229,8 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
         config = DLQConfig.from_settings()
     elif isinstance(target, str):
         config = DLQConfig(temporal_address=target, namespace=namespace,
-                           temporal_envconfig=False, temporal_hooks=environment_hooks())
+                           temporal_envconfig=False, temporal_hooks=environment_hooks(),
+                           encryption_keys=os.environ.get("DLQ_ENCRYPTION_KEYS", ""))
     else:
         config = target
     return await Client.connect(**client_options(config), lazy=lazy)

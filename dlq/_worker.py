@@ -40,6 +40,7 @@ from dlq._db import create_db_engine, migrate
 from dlq._handlers import import_handler_modules, registry
 from dlq._messages import MaintenanceInput
 from dlq._sandbox import workflow_runner
+from dlq._sealed import attach_key_ring
 from dlq._service import AsyncDLQService
 from dlq._sql import SQLModelRepository
 from dlq._temporal import MAINTENANCE_SCHEDULE_ID, MAINTENANCE_WORKFLOW, ensure_search_attributes
@@ -92,6 +93,8 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
     # Without a configuration, the hooks still come from DLQ_TEMPORAL_HOOKS, as the client's do.
     config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks()),
                                  task_queue=task_queue)
+    if config.key_ring is not None:  # the activities write and read sealed data columns
+        attach_key_ring(engine, config.key_ring)
     entry = EntryActivities(engine)
     service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
     maintenance = MaintenanceActivities(service)
@@ -167,7 +170,7 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     """
     stop = stop or asyncio.Event()
     modules = import_handler_modules([*config.handler_modules, *handler_modules])
-    engine = create_db_engine(config.database_url)
+    engine = create_db_engine(config.database_url, key_ring=config.key_ring)
     migrate(engine)
     client = await connect(config)
     await ensure_search_attributes(client, config.namespace)
