@@ -24,7 +24,7 @@ from typing import Any
 
 from dlq._errors import DLQKeyError
 
-__all__ = ["TEXT_PREFIX", "KeyRing", "generate_key", "parse_key_ring"]
+__all__ = ["TEXT_PREFIX", "KeyRing", "generate_key", "local_key_ring", "parse_key_ring"]
 
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # the GCM standard nonce
@@ -155,6 +155,37 @@ def _split_sealed_text(text: str) -> tuple[str, bytes]:
 def sealed_text_key_id(text: str) -> str | None:
     """The key id of sealed text, or None if ``text`` is not sealed."""
     return text[len(TEXT_PREFIX):].partition(":")[0] if text.startswith(TEXT_PREFIX) else None
+
+
+def local_key_ring(path: str | os.PathLike[str]) -> str:
+    """The key ring kept in ``path`` for a local stack, created on first use (mode 0600).
+
+    ``make run`` calls it for ``DLQ_HOME/encryption-keys`` when
+    ``DLQ_ENCRYPTION_KEYS`` is not set, so a laptop's histories, outbox and
+    read model are encrypted without any setup.
+
+    Raises:
+        ValueError: The file holds no valid ring, or is readable by others.
+    """
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.exists():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 in one step: the key is never readable by others, even briefly.
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(generate_key("local-" + secrets.token_hex(3)) + "\n")
+    if file.stat().st_mode & 0o077:
+        raise ValueError(f"{file} must be readable by its owner only (chmod 600 {file})")
+    value = file.read_text().strip()
+    try:
+        parse_key_ring(value)
+    except ValueError as err:
+        raise ValueError(f"{file}: {err}") from None
+    if not value:
+        raise ValueError(f"{file} is empty; delete it to generate a new key")
+    return value
 
 
 def parse_key_ring(value: str | None) -> KeyRing | None:

@@ -16,7 +16,7 @@ from dlq._codec import ENCODING, EncryptionCodec
 from dlq._config import DLQConfig, DLQSettings
 from dlq._connect import client_options
 from dlq._errors import DLQKeyError
-from dlq._keys import generate_key, parse_key_ring
+from dlq._keys import generate_key, local_key_ring, parse_key_ring
 from dlq._messages import EntryInput
 from dlq._outbox import Outbox
 
@@ -134,3 +134,48 @@ def test_outbox_reads_records_written_before_encryption(tmp_path: Path) -> None:
     Outbox(tmp_path / "o.db").append(_entry())
     [record] = Outbox(tmp_path / "o.db", key_ring=parse_key_ring(KEY_A)).claim(10)
     assert record.entry.request_data == {"r": MARK}
+
+
+def test_local_key_ring_is_created_once_owner_only(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "home" / "encryption-keys"
+    ring = local_key_ring(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    parsed = parse_key_ring(ring)
+    assert parsed is not None and parsed.current.startswith("local-")
+    assert local_key_ring(path) == ring  # the next `make run` reads the same key
+    path.chmod(0o644)
+    with pytest.raises(ValueError, match="readable by its owner only"):
+        local_key_ring(path)
+    path.chmod(0o600)
+    path.write_text("nonsense")
+    with pytest.raises(ValueError, match="encryption-keys: DLQ_ENCRYPTION_KEYS: item 1"):
+        local_key_ring(path)
+
+
+def test_make_run_encrypts_with_the_local_ring_unless_one_is_set(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    from dlq._devstack import _encrypt_locally
+
+    monkeypatch.setenv("DLQ_HOME", str(tmp_path))
+    monkeypatch.delenv("DLQ_ENCRYPTION_KEYS", raising=False)
+    monkeypatch.delenv("DLQ_CODEC_CORS_ORIGINS", raising=False)
+    _encrypt_locally(9233)
+    import os
+
+    assert os.environ["DLQ_ENCRYPTION_KEYS"] == (tmp_path / "encryption-keys").read_text().strip()
+    assert os.environ["DLQ_CODEC_CORS_ORIGINS"] == "http://localhost:9233,http://127.0.0.1:9233"
+    monkeypatch.setenv("DLQ_ENCRYPTION_KEYS", KEY_B)
+    _encrypt_locally(9233)
+    assert os.environ["DLQ_ENCRYPTION_KEYS"] == KEY_B
+
+
+def test_the_dev_server_points_its_web_ui_at_the_codec_server(tmp_path: Path) -> None:
+    from dlq._devstack import DevStack
+
+    stack = DevStack(DLQConfig(home=str(tmp_path), encryption_keys=KEY_A), port=7999,
+                     ui_port=8999, state_dir=tmp_path, http_port=8111)
+    argv = stack.server.argv
+    assert argv[argv.index("--ui-codec-endpoint") + 1] == "http://127.0.0.1:8111/codec"
+    plain = DevStack(DLQConfig(home=str(tmp_path)), port=7999, ui_port=8999,
+                     state_dir=tmp_path, http_port=8111)
+    assert "--ui-codec-endpoint" not in plain.server.argv
