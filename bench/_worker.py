@@ -4,12 +4,17 @@ Run by :mod:`bench._stack` as ``python -m bench._worker ...`` so the
 benchmark client and the workers do not share a GIL. Both workers share one
 client, as one deployed worker process would. The file named by
 ``--ready-file`` is written once both poll; SIGINT or SIGTERM shuts them down.
+With ``--secure-task-queue`` a third worker serves the benchmark's secure side
+(:mod:`bench._secure`: the settings in ``DLQ_BENCH_SECURE_SETTINGS_JSON``) on
+its own client and read model.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -18,13 +23,16 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from bench._bare import BareWorkflow, bare_noop
+from bench._secure import secure_config
+from dlq import DLQConfig
 from dlq._connect import connect
 from dlq._db import create_db_engine, migrate
 from dlq._worker import build_worker
 
 
 async def serve(*, address: str, database_url: str, dlq_task_queue: str,
-                bare_task_queue: str, ready_file: Path) -> None:
+                bare_task_queue: str, ready_file: Path, secure_task_queue: str | None = None,
+                secure_database_url: str | None = None) -> None:
     """Run both workers until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -38,13 +46,30 @@ async def serve(*, address: str, database_url: str, dlq_task_queue: str,
     # No activity executor: the baseline activity is async, like a cheap I/O call.
     bare_worker = Worker(client, task_queue=bare_task_queue, workflows=[BareWorkflow],
                          activities=[bare_noop])
-    async with dlq_worker, bare_worker:
+    async with contextlib.AsyncExitStack() as workers:
+        for each in (dlq_worker, bare_worker):
+            await workers.enter_async_context(each)
+        if secure_task_queue and secure_database_url:
+            await workers.enter_async_context(await _secure_worker(
+                address, secure_task_queue, secure_database_url))
         # Written last and renamed, so the parent never reads a half-written file.
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(str(os.getpid()))
         tmp.replace(ready_file)
         await stop.wait()
     engine.dispose()
+
+
+async def _secure_worker(address: str, task_queue: str, database_url: str) -> Worker:
+    """The DLQ worker of the secure side: its settings, client and read model."""
+    settings = json.loads(os.environ["DLQ_BENCH_SECURE_SETTINGS_JSON"])
+    config = secure_config(DLQConfig(temporal_address=address, task_queue=task_queue,
+                                     database_url=database_url, temporal_envconfig=False),
+                           settings)
+    engine = create_db_engine(database_url, key_ring=config.key_ring)
+    migrate(engine)
+    client = await connect(config)
+    return build_worker(client, task_queue=task_queue, engine=engine, config=config)
 
 
 def main() -> None:
@@ -55,12 +80,15 @@ def main() -> None:
     parser.add_argument("--dlq-task-queue", required=True)
     parser.add_argument("--bare-task-queue", required=True)
     parser.add_argument("--ready-file", required=True, type=Path)
+    parser.add_argument("--secure-task-queue")
+    parser.add_argument("--secure-database-url")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(serve(address=args.address, database_url=args.database_url,
                       dlq_task_queue=args.dlq_task_queue, bare_task_queue=args.bare_task_queue,
-                      ready_file=args.ready_file))
+                      ready_file=args.ready_file, secure_task_queue=args.secure_task_queue,
+                      secure_database_url=args.secure_database_url))
 
 
 if __name__ == "__main__":

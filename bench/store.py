@@ -8,8 +8,13 @@ One run starts one Temporal dev server and one worker process (see
 2. DLQ: ``AsyncDLQService.store_failure(..., mode="sync")``: update-with-start
    of a ``DLQEntryWorkflow`` that returns once the entry's SQL row is written.
 
-It prints both rates (successful operations per wall-clock second), p50/p95
-latencies, the CPU each process used, and ``ratio store/bare``. The exit code
+3. DLQ secure: the same stores with the security settings on (encryption;
+   see :mod:`bench._secure`, ``DLQ_BENCH_SECURE=off`` skips it), against a
+   worker and read model of their own.
+
+It prints the rates (successful operations per wall-clock second), p50/p95
+latencies, the CPU each process used, ``ratio secure/plain`` and, last,
+``ratio store/bare``. The exit code
 is 1 if any operation failed, 2 if the stack did not start or nothing
 worked, else 0 (a missed goal is a figure, not an error).
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import itertools
 import logging
@@ -51,6 +57,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._bare import BareWorkflow
+from bench._secure import GOAL as SECURE_GOAL
+from bench._secure import secure_config, secure_enabled, secure_settings
 from bench._stack import (
     Stack,
     cpu_seconds,
@@ -59,6 +67,8 @@ from bench._stack import (
 )
 
 GOAL = 0.8
+# Names of the secure side's settings, for the report.
+secure_settings_names: set[str] = set()
 # Cores other processes may use during a phase before its figures are flagged.
 BUSY_MACHINE = 0.2
 # Seconds AsyncDLQService.close() may take before the benchmark cuts it short.
@@ -178,20 +188,31 @@ async def bare_phase(stack: Stack, args: argparse.Namespace,
                            warmup=args.warmup, pids=pids)
 
 
-async def store_phase(stack: Stack, args: argparse.Namespace,
-                      pids: dict[str, int]) -> tuple[PhaseResult, int]:
+async def store_phase(stack: Stack, args: argparse.Namespace, pids: dict[str, int],
+                      secure: dict[str, str] | None = None) -> tuple[PhaseResult, int]:
     """DLQ: ``store_failure(mode="sync")`` through one service, as an application would.
+
+    Args:
+        secure: Settings of the secure side: store to its worker and read model with them.
 
     Returns:
         The phase result and the number of rows in the SQL read model afterwards.
     """
-    service = AsyncDLQService(DLQConfig(
+    database_url = stack.database_url
+    config = DLQConfig(
         temporal_address=stack.address, task_queue=stack.dlq_task_queue,
-        database_url=stack.database_url, store_timeout=args.store_timeout,
+        database_url=database_url, store_timeout=args.store_timeout,
         # A timed-out store falls back to the local outbox; keep it in the
         # throw-away folder, not in the shared default under the working directory.
         outbox_path=str(stack.tmpdir / "outbox.db"),
-    ))
+    )
+    if secure is not None:
+        assert stack.secure_task_queue and stack.secure_database_url
+        database_url = stack.secure_database_url
+        config = secure_config(dataclasses.replace(
+            config, task_queue=stack.secure_task_queue, database_url=database_url,
+            outbox_path=str(stack.tmpdir / "outbox-secure.db")), secure)
+    service = AsyncDLQService(config)
     orders = itertools.count(1)
 
     async def op() -> str | None:
@@ -205,11 +226,12 @@ async def store_phase(stack: Stack, args: argparse.Namespace,
         return None if result.success else (result.error or "success=False without error")
 
     try:
-        result = await run_phase("DLQ store (sync)", op, n=args.n,
+        name = "DLQ store (sync, secure)" if secure is not None else "DLQ store (sync)"
+        result = await run_phase(name, op, n=args.n,
                                  concurrency=args.concurrency, warmup=args.warmup, pids=pids)
     finally:
         await close_service(service)
-    return result, await settled_row_count(stack.database_url, args.warmup + args.n)
+    return result, await settled_row_count(database_url, args.warmup + args.n)
 
 
 async def close_service(service: AsyncDLQService) -> None:
@@ -256,7 +278,8 @@ def _fmt_cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> None:
+def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace,
+           secure: PhaseResult | None = None) -> None:
     """Print the table, the errors if any, and the ratio line last."""
     table = Table(title=f"store benchmark: n={args.n}, concurrency={args.concurrency}, "
                         f"warm-up={args.warmup} (not counted)")
@@ -265,7 +288,8 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
         table.add_column(name, justify="right")
     for proc in bare.cores:
         table.add_column(f"CPU {proc}", justify="right")
-    for phase in (bare, store):
+    phases = (bare, store, *([secure] if secure else []))
+    for phase in phases:
         table.add_row(
             phase.name, str(phase.ok), str(len(phase.errors)), f"{phase.elapsed:.2f}",
             f"{phase.rate:.1f}", f"{phase.percentile_ms(50):.0f}",
@@ -277,7 +301,7 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
     console.print("Rates and latencies count successful operations only. CPU columns: cores "
                   f"used on average during the measured part, out of {os.cpu_count()}; "
                   "'other' is every other process on the machine.")
-    for phase in (bare, store):
+    for phase in phases:
         other = phase.cores.get("other")
         if other is not None and other > BUSY_MACHINE:
             console.print(f"[yellow]{phase.name}: other processes used {other:.2f} cores "
@@ -286,6 +310,10 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
         grouped = Counter(_UUID.sub("<id>", error) for error in phase.errors)
         for error, count in grouped.most_common(5):
             console.print(f"[red]{phase.name}: {count} x {error}[/]")
+    if secure is not None:
+        on_off = secure.rate / store.rate if store.rate else 0.0
+        print(f"ratio secure/plain = {on_off:.2f} (goal >= {SECURE_GOAL}; secure = "
+              f"{', '.join(sorted(secure_settings_names))})")
     ratio = store.rate / bare.rate if bare.rate else 0.0
     # Plain print: the last line is meant to be grepped.
     print(f"ratio store/bare = {ratio:.2f} (goal >= {GOAL})")
@@ -303,15 +331,23 @@ async def bench(args: argparse.Namespace) -> int:
     logging.getLogger("dlq").setLevel(logging.ERROR)
 
     started = time.perf_counter()
+    secure = secure_settings() if secure_enabled() else None
+    secure_settings_names.update(secure or {})
     async with running_stack(dlq_task_queue=DLQ_TASK_QUEUE,
-                             bare_task_queue=BARE_TASK_QUEUE) as stack:
+                             bare_task_queue=BARE_TASK_QUEUE, secure=secure) as stack:
         console.print(f"stack ready in {time.perf_counter() - started:.1f}s: Temporal "
                       f"{stack.address}, worker pid {stack.worker_pid}, {stack.database_url}")
         pids = {"server": stack.server_pid, "worker": stack.worker_pid, "client": os.getpid()}
         bare = await bare_phase(stack, args, pids)
         store, rows = await store_phase(stack, args, pids)
+        secure_result, secure_rows = (await store_phase(stack, args, pids, secure)
+                                      if secure is not None else (None, 0))
     gc.collect()  # let abandoned SDK futures report now, not after the summary
-    failed = bool(bare.errors or store.errors)
+    failed = bool(bare.errors or store.errors or (secure_result and secure_result.errors))
+    if secure_result is not None and secure_rows < secure_result.warmup_ok + secure_result.ok:
+        console.print(f"[red]secure read model has {secure_rows} rows but "
+                      f"{secure_result.warmup_ok + secure_result.ok} stores succeeded[/]")
+        failed = True
     succeeded = store.warmup_ok + store.ok
     if rows < succeeded:
         # A store that said success must have its row.
@@ -328,7 +364,7 @@ async def bench(args: argparse.Namespace) -> int:
     if leaked[0]:
         console.print(f"[yellow]{leaked[0]} 'Future exception was never retrieved' "
                       f"(CancelledError) from timed-out update-with-start calls, not printed[/]")
-    report(bare, store, args)
+    report(bare, store, args, secure_result)
     return 1 if failed else 0
 
 
