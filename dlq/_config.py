@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dlq._filters import parse_sla_thresholds
-from dlq._keys import KeyRing, parse_key_ring
+from dlq._keys import LOCAL_KEY_FILE, KeyRing, local_key_ring, parse_key_ring
 from dlq._tokens import ApiToken, parse_api_tokens
 
 __all__ = ["DLQConfig", "DLQSettings"]
@@ -182,7 +182,9 @@ class DLQConfig:
         encryption_keys: The key ring, ``DLQ_ENCRYPTION_KEYS``: comma-separated
             ``key_id:base64(32 bytes)``; the first encrypts, all decrypt. When
             set, Temporal payloads, outbox records and the SQL data columns are
-            encrypted (AES-256-GCM). Empty: no encryption.
+            encrypted (AES-256-GCM). Empty: no encryption, unless
+            ``from_settings`` finds ``make run``'s ring in ``home``
+            (``encryption-keys``).
         codec_cors_origins: Browser origins (Temporal Web UIs) allowed to call
             the codec server of ``dlq serve``.
     """
@@ -275,9 +277,17 @@ class DLQConfig:
 
         Raises:
             pydantic.ValidationError: If a variable has an invalid value.
+            ValueError: ``make run``'s key file in ``DLQ_HOME`` is invalid or
+                readable by others.
         """
         settings = settings or DLQSettings()
         values = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        if not values["encryption_keys"]:
+            # The ring `make run` generated in DLQ_HOME, so `dlq` commands and
+            # scripts on this machine read what the local stack encrypted.
+            local = os.path.join(resolve_home(settings.home), LOCAL_KEY_FILE)
+            if os.path.exists(local):
+                values["encryption_keys"] = local_key_ring(local)
         if settings.temporal_envconfig:
             # Temporal's own configuration (temporal.toml, TEMPORAL_ADDRESS...)
             # names the server unless a DLQ_* variable says otherwise.

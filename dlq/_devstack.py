@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 from dlq import DLQConfig, DLQService
 from dlq._config import resolve_home
 from dlq._devguide import print_guide, watch
-from dlq._keys import local_key_ring
+from dlq._keys import LOCAL_KEY_FILE, local_key_ring
 from dlq._procs import DevServer, ManagedProcess, ProcessError, WorkerProcess
 from dlq._serve_process import ServeProcess
 from dlq.demo import DEMO_RETRY_DELAY, produce
@@ -256,7 +256,7 @@ def _encrypt_locally(ui_port: int) -> None:
     home = resolve_home(os.environ.get("DLQ_HOME", ""))
     if not os.environ.get("DLQ_ENCRYPTION_KEYS", "").strip():
         try:
-            os.environ["DLQ_ENCRYPTION_KEYS"] = local_key_ring(Path(home) / "encryption-keys")
+            os.environ["DLQ_ENCRYPTION_KEYS"] = local_key_ring(Path(home) / LOCAL_KEY_FILE)
         except (OSError, ValueError) as err:
             raise DevStackError(f"encryption key ring: {err}") from None
     os.environ.setdefault("DLQ_CODEC_CORS_ORIGINS",

@@ -24,7 +24,8 @@ from typing import Any
 
 from dlq._errors import DLQKeyError
 
-__all__ = ["TEXT_PREFIX", "KeyRing", "generate_key", "local_key_ring", "parse_key_ring"]
+__all__ = ["LOCAL_KEY_FILE", "TEXT_PREFIX", "KeyRing", "generate_key", "local_key_ring",
+           "parse_key_ring", "sealed_text_key_id"]
 
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # the GCM standard nonce
@@ -32,6 +33,8 @@ _KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Sealed text (outbox records): "dlqenc:v1:<key id>:<base64(nonce + ciphertext)>".
 TEXT_PREFIX = "dlqenc:v1:"
 ENV = "DLQ_ENCRYPTION_KEYS"
+# The key ring `make run` keeps in DLQ_HOME; read when DLQ_ENCRYPTION_KEYS is unset.
+LOCAL_KEY_FILE = "encryption-keys"
 
 
 def _aesgcm(key: bytes) -> Any:

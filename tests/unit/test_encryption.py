@@ -179,3 +179,27 @@ def test_the_dev_server_points_its_web_ui_at_the_codec_server(tmp_path: Path) ->
     plain = DevStack(DLQConfig(home=str(tmp_path)), port=7999, ui_port=8999,
                      state_dir=tmp_path, http_port=8111)
     assert "--ui-codec-endpoint" not in plain.server.argv
+
+
+def test_commands_read_the_local_ring_of_dlq_home_unless_keys_are_set(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    monkeypatch.setenv("DLQ_HOME", str(tmp_path))
+    monkeypatch.delenv("DLQ_ENCRYPTION_KEYS", raising=False)
+    assert DLQConfig.from_settings().key_ring is None  # no file: no encryption
+    ring = local_key_ring(tmp_path / "encryption-keys")
+    assert DLQConfig.from_settings().encryption_keys == ring
+    monkeypatch.setenv("DLQ_ENCRYPTION_KEYS", KEY_B)
+    assert DLQConfig.from_settings().encryption_keys == KEY_B
+    monkeypatch.delenv("DLQ_ENCRYPTION_KEYS")
+    (tmp_path / "encryption-keys").chmod(0o640)
+    with pytest.raises(ValueError, match="readable by its owner only"):
+        DLQConfig.from_settings()
+
+
+def test_the_guide_s_temporal_commands_decode_through_the_codec_server(tmp_path: Path) -> None:
+    from dlq._devguide import _cli
+    from dlq._devstack import DevStack
+
+    stack = DevStack(DLQConfig(home=str(tmp_path), encryption_keys=KEY_A), port=7999,
+                     ui_port=8999, state_dir=tmp_path, http_port=8111)
+    assert "--codec-endpoint http://127.0.0.1:8111/codec" in _cli(stack, "workflow", "show")
