@@ -103,6 +103,9 @@ async def _run(request: Request, operation: str) -> Response:
     if config.key_ring is None:
         return _error(404, "encryption is off (DLQ_ENCRYPTION_KEYS is not set)", "NotFound",
                       headers)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:  # refused before reading it
+        return _error(413, f"request over {MAX_BODY} bytes", "ValueError", headers)
     body = await request.body()
     if len(body) > MAX_BODY:
         return _error(413, f"request over {MAX_BODY} bytes", "ValueError", headers)
