@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import logging
 import subprocess
@@ -37,6 +38,7 @@ import dlq
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
 from dlq._connect import connect
 from dlq._db import create_db_engine, migrate
+from dlq._errors import DLQKeyError
 from dlq._http import create_app
 from dlq._keys import generate_key
 from dlq._procs import BIN, free_port
@@ -275,6 +277,12 @@ async def test_no_marker_in_any_sink_yet_handlers_reads_and_codec_see_them(
         sinks[f"history {wid}"] = history = _temporal_show(stack, wid).encode()
         assert b"binary/encrypted" in history, wid
     assert [name for name, content in sinks.items() if PREFIX.encode() in content] == []
+
+    # A client whose ring lacks the key gets an error naming it.
+    stranger = await connect(dataclasses.replace(stack.config,
+                                                 encryption_keys=generate_key("other")))
+    with pytest.raises(DLQKeyError, match="key 'e2e', which is not in DLQ_ENCRYPTION_KEYS"):
+        await stranger.get_workflow_handle(workflow_id_for(sync_id)).query("get_state")
 
     # The codec server decodes them for the temporal CLI (with a token).
     codec = ["--codec-endpoint", stack.codec_url, "--codec-auth", f"Bearer {VIEWER}"]

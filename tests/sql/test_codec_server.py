@@ -129,6 +129,9 @@ async def test_other_namespace_bad_body_and_unknown_key_are_json_errors(config: 
         other = client.post("/codec/decode", content='{"payloads": []}',
                             headers={**auth("vera"), "X-Namespace": "payments"})
         assert other.status_code == 400 and "'payments'" in other.json()["error"]
+        huge = client.post("/codec/decode", content=b" " * (8 * 1024 * 1024 + 1),
+                           headers=auth("vera"))
+        assert huge.status_code == 413
         bad = client.post("/codec/decode", content=f'{{"nope": "{MARK}"', headers=auth("vera"))
         assert bad.status_code == 400 and MARK not in bad.text
         sealed = client.post("/codec/encode", content=await _body(MARK), headers=auth("vera")).text
