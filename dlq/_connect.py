@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from dlq._config import DLQConfig
 
 __all__ = ["BUILTIN_HOOKS", "TemporalHooks", "client_options", "connect", "describe",
-           "environment_hooks", "load_profile", "replayer", "resolve_hooks",
+           "environment_hooks", "environment_keys", "load_profile", "replayer", "resolve_hooks",
            "worker_interceptors"]
 
 log = logging.getLogger("dlq")
@@ -207,6 +207,11 @@ def environment_hooks() -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def environment_keys() -> str:
+    """``DLQ_ENCRYPTION_KEYS`` (for clients and workers built without settings)."""
+    return os.environ.get("DLQ_ENCRYPTION_KEYS", "")
+
+
 async def connect(target: DLQConfig | str | None = None, namespace: str = "default", *,
                   lazy: bool = False) -> Client:
     """A Temporal client as the DLQ builds them: pydantic data converter, hooks, security.
@@ -230,7 +235,7 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
     elif isinstance(target, str):
         config = DLQConfig(temporal_address=target, namespace=namespace,
                            temporal_envconfig=False, temporal_hooks=environment_hooks(),
-                           encryption_keys=os.environ.get("DLQ_ENCRYPTION_KEYS", ""))
+                           encryption_keys=environment_keys())
     else:
         config = target
     return await Client.connect(**client_options(config), lazy=lazy)

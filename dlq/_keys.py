@@ -77,7 +77,14 @@ class KeyRing:
 
     current: str
     ids: tuple[str, ...]
-    _ciphers: Mapping[str, Any] = field(repr=False, compare=False)
+    _keys: Mapping[str, bytes] = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ciphers", {k: _aesgcm(v) for k, v in self._keys.items()})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The ciphers cannot be pickled or deep-copied: rebuild them from the keys.
+        return (KeyRing, (self.current, self.ids, dict(self._keys)))
 
     def seal(self, plaintext: bytes, *, aad: bytes | None = None) -> tuple[str, bytes]:
         """Encrypt ``plaintext`` with the current key.
@@ -90,7 +97,8 @@ class KeyRing:
             The key id and ``nonce + ciphertext``.
         """
         nonce = os.urandom(NONCE_BYTES)
-        return self.current, nonce + self._ciphers[self.current].encrypt(nonce, plaintext, aad)
+        cipher = self.__dict__["_ciphers"][self.current]
+        return self.current, nonce + cipher.encrypt(nonce, plaintext, aad)
 
     def open(self, key_id: str, sealed: bytes, *, aad: bytes | None = None) -> bytes:
         """Decrypt what :meth:`seal` returned.
@@ -99,7 +107,7 @@ class KeyRing:
             DLQKeyError: The key is not in the ring, or the data does not
                 authenticate with it (wrong key or tampered data).
         """
-        cipher = self._ciphers.get(key_id)
+        cipher = self.__dict__["_ciphers"].get(key_id)
         if cipher is None:
             raise DLQKeyError(f"data was encrypted with key {key_id!r}, which is not in {ENV} "
                               f"(ring: {', '.join(self.ids)}); add that key back to decrypt it",
@@ -201,7 +209,7 @@ def parse_key_ring(value: str | None) -> KeyRing | None:
     """
     if not value or not value.strip():
         return None
-    ciphers: dict[str, Any] = {}
+    keys: dict[str, bytes] = {}
     ids: list[str] = []
     for position, item in enumerate(value.split(","), start=1):
         item = item.strip()
@@ -222,8 +230,8 @@ def parse_key_ring(value: str | None) -> KeyRing | None:
         if len(key) != KEY_BYTES:
             raise ValueError(f"{ENV}: key {key_id!r} must be {KEY_BYTES} bytes (AES-256), "
                              f"got {len(key)}")
-        if key_id in ciphers:
+        if key_id in keys:
             raise ValueError(f"{ENV}: key id {key_id!r} appears twice")
-        ciphers[key_id] = _aesgcm(key)
+        keys[key_id] = key
         ids.append(key_id)
-    return KeyRing(current=ids[0], ids=tuple(ids), _ciphers=ciphers)
+    return KeyRing(current=ids[0], ids=tuple(ids), _keys=keys)

@@ -35,7 +35,13 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from dlq._config import DLQConfig
-from dlq._connect import connect, describe, environment_hooks, worker_interceptors
+from dlq._connect import (
+    connect,
+    describe,
+    environment_hooks,
+    environment_keys,
+    worker_interceptors,
+)
 from dlq._db import create_db_engine, migrate
 from dlq._handlers import import_handler_modules, registry
 from dlq._messages import MaintenanceInput
@@ -90,8 +96,10 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
 
     _cache_workflow_bytecode(*(sys.modules[cls.__module__] for cls in
                                (DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow)))
-    # Without a configuration, the hooks still come from DLQ_TEMPORAL_HOOKS, as the client's do.
-    config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks()),
+    # Without a configuration, the hooks and keys still come from DLQ_TEMPORAL_HOOKS and
+    # DLQ_ENCRYPTION_KEYS, as the client's do.
+    config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks(),
+                                                     encryption_keys=environment_keys()),
                                  task_queue=task_queue)
     if config.key_ring is not None:  # the activities write and read sealed data columns
         attach_key_ring(engine, config.key_ring)

@@ -203,3 +203,14 @@ def test_the_guide_s_temporal_commands_decode_through_the_codec_server(tmp_path:
     stack = DevStack(DLQConfig(home=str(tmp_path), encryption_keys=KEY_A), port=7999,
                      ui_port=8999, state_dir=tmp_path, http_port=8111)
     assert "--codec-endpoint http://127.0.0.1:8111/codec" in _cli(stack, "workflow", "show")
+
+
+def test_a_configuration_with_keys_can_be_copied_and_pickled() -> None:
+    import copy
+    import pickle
+
+    config = DLQConfig(encryption_keys=f"{KEY_A},{KEY_B}")
+    for twin in (copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
+        ring = twin.key_ring
+        assert ring is not None and ring.ids == ("a", "b")
+        assert ring.open_text(config.key_ring.seal_text(MARK)) == MARK  # type: ignore[union-attr]
