@@ -83,9 +83,13 @@ async def preflight(operation: str, request: Request) -> Response:
         return _error(403, "origin not allowed (DLQ_CODEC_CORS_ORIGINS)", "Forbidden", {})
     if operation not in ("encode", "decode"):
         return _error(404, f"no codec operation {operation!r}", "NotFound", headers)
+    # An allowed origin may send the headers it asks for (the Web UI's set
+    # varies between versions); the token is still checked on the request.
+    asked = request.headers.get("access-control-request-headers", "")
     return Response(status_code=204, headers={
         **headers, "Access-Control-Allow-Methods": "POST, OPTIONS",
-        "Access-Control-Allow-Headers": _ALLOW_HEADERS, "Access-Control-Max-Age": "600"})
+        "Access-Control-Allow-Headers": asked or _ALLOW_HEADERS,
+        "Access-Control-Max-Age": "600"})
 
 
 async def _run(request: Request, operation: str) -> Response:
