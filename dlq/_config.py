@@ -184,7 +184,7 @@ class DLQConfig:
             set, Temporal payloads, outbox records and the SQL data columns are
             encrypted (AES-256-GCM). Empty: no encryption, unless
             ``from_settings`` finds ``make run``'s ring in ``home``
-            (``encryption-keys``).
+            (``encryption-keys``) and the read model is the one in ``home``.
         codec_cors_origins: Browser origins (Temporal Web UIs) allowed to call
             the codec server of ``dlq serve``.
     """
@@ -282,9 +282,11 @@ class DLQConfig:
         """
         settings = settings or DLQSettings()
         values = {f.name: getattr(settings, f.name) for f in fields(cls)}
-        if not values["encryption_keys"]:
+        if not values["encryption_keys"] and not settings.database_url:
             # The ring `make run` generated in DLQ_HOME, so `dlq` commands and
-            # scripts on this machine read what the local stack encrypted.
+            # scripts on this machine read what the local stack encrypted. Only
+            # with the read model of DLQ_HOME: a DLQ_DATABASE_URL elsewhere is
+            # another deployment, which names its own keys.
             local = os.path.join(resolve_home(settings.home), LOCAL_KEY_FILE)
             if os.path.exists(local):
                 values["encryption_keys"] = local_key_ring(local)

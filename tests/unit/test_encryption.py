@@ -191,6 +191,9 @@ def test_commands_read_the_local_ring_of_dlq_home_unless_keys_are_set(tmp_path: 
     monkeypatch.setenv("DLQ_ENCRYPTION_KEYS", KEY_B)
     assert DLQConfig.from_settings().encryption_keys == KEY_B
     monkeypatch.delenv("DLQ_ENCRYPTION_KEYS")
+    monkeypatch.setenv("DLQ_DATABASE_URL", f"sqlite:///{tmp_path}/elsewhere.db")
+    assert DLQConfig.from_settings().key_ring is None  # another read model: not make run's
+    monkeypatch.delenv("DLQ_DATABASE_URL")
     (tmp_path / "encryption-keys").chmod(0o640)
     with pytest.raises(ValueError, match="readable by its owner only"):
         DLQConfig.from_settings()
