@@ -70,8 +70,12 @@ class ReplayStack:
         database_url: SQLAlchemy URL of the DLQ's SQLite read model.
         dlq_task_queue: Task queue of the real DLQ worker (``worker.py``).
         bare_task_queue: Task queue of the bare worker.
-        pids: Process id of ``server``, ``dlq worker`` and ``bare worker``.
+        pids: Process id of ``server``, ``dlq worker`` and ``bare worker``
+            (and ``secure worker``).
         tmpdir: Folder of databases and logs (removed on exit).
+        secure_task_queue: Task queue of the secure side's DLQ worker, if any
+            (:mod:`bench._secure`).
+        secure_database_url: Its read model.
     """
 
     address: str
@@ -80,13 +84,19 @@ class ReplayStack:
     bare_task_queue: str
     pids: dict[str, int]
     tmpdir: Path
+    secure_task_queue: str | None = None
+    secure_database_url: str | None = None
 
 
 @asynccontextmanager
 async def replay_stack(*, dlq_task_queue: str = "dlq-replay-bench",
                        bare_task_queue: str = "bare-replay-bench",
-                       startup_timeout: float = 90.0) -> AsyncIterator[ReplayStack]:
+                       startup_timeout: float = 90.0,
+                       secure: dict[str, str] | None = None) -> AsyncIterator[ReplayStack]:
     """Start the server, the real DLQ worker and the bare worker; stop all on exit.
+
+    With ``secure`` (``DLQ_*`` settings, :mod:`bench._secure`) a second DLQ
+    worker runs with them, on a task queue and read model of its own.
 
     Raises:
         RuntimeError: A process exited or was not ready in time (with its log tail).
@@ -115,16 +125,30 @@ async def replay_stack(*, dlq_task_queue: str = "dlq-replay-bench",
                             address, "--task-queue", bare_task_queue],
             log_path=tmp / "bare-worker.log", cwd=ROOT, env=env), procs)
 
-        await dlq_worker.wait_ready(startup_timeout)
+        workers = [dlq_worker]
+        secure_queue = secure_url = None
+        if secure is not None:
+            secure_queue = f"{dlq_task_queue}-secure"
+            secure_url = f"sqlite:///{tmp / 'dlq-secure.db'}"
+            workers.append(stopped_on_exit(WorkerProcess(
+                address=address, task_queue=secure_queue, handlers=["bench._replay_handlers"],
+                name="secure DLQ worker (worker.py)", log_path=tmp / "secure-worker.log",
+                cwd=ROOT, env={**dlq_env, **secure, "DLQ_DATABASE_URL": secure_url,
+                               "DLQ_OUTBOX_PATH": str(tmp / "outbox-secure.db")}), procs))
+        for worker in workers:
+            await worker.wait_ready(startup_timeout)
         await bare_worker.wait_polling(address, bare_task_queue, timeout=startup_timeout)
+        pids = {"server": server.pid, "dlq worker": dlq_worker.pid,
+                "bare worker": bare_worker.pid}
+        if len(workers) > 1:
+            pids["secure worker"] = workers[1].pid
         yield ReplayStack(address=address, database_url=database_url,
                           dlq_task_queue=dlq_task_queue, bare_task_queue=bare_task_queue,
-                          pids={"server": server.pid, "dlq worker": dlq_worker.pid,
-                                "bare worker": bare_worker.pid},
-                          tmpdir=tmp)
+                          pids=pids, tmpdir=tmp, secure_task_queue=secure_queue,
+                          secure_database_url=secure_url)
         # A worker that died mid-run would make the figures meaningless.
-        dlq_worker.check_alive()
-        bare_worker.check_alive()
+        for worker in (*workers, bare_worker):
+            worker.check_alive()
 
 
 def worker_log_tail(stack: ReplayStack, lines: int = 20) -> str:

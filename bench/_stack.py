@@ -14,6 +14,7 @@ benchmark's stack and CPU accounting.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -45,6 +46,9 @@ class Stack:
         server_pid: Process id of the dev server.
         worker_pid: Process id of the worker process.
         tmpdir: Folder holding the databases and logs (removed on exit).
+        secure_task_queue: Task queue of the secure side's DLQ worker, if any
+            (:mod:`bench._secure`).
+        secure_database_url: Its read model.
     """
 
     address: str
@@ -54,6 +58,8 @@ class Stack:
     server_pid: int
     worker_pid: int
     tmpdir: Path
+    secure_task_queue: str | None = None
+    secure_database_url: str | None = None
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -114,7 +120,8 @@ async def start_dev_server(tmp: Path, procs: ExitStack, startup_timeout: float) 
 async def running_stack(*, dlq_task_queue: str = "dlq-bench",
                         bare_task_queue: str = "bare-bench",
                         startup_timeout: float = 60.0,
-                        worker_args: tuple[str, ...] = ()) -> AsyncIterator[Stack]:
+                        worker_args: tuple[str, ...] = (),
+                        secure: dict[str, str] | None = None) -> AsyncIterator[Stack]:
     """Start a dev server and the worker process; stop both and clean up on exit.
 
     Args:
@@ -122,6 +129,8 @@ async def running_stack(*, dlq_task_queue: str = "dlq-bench",
         bare_task_queue: Task queue of the baseline ``BareWorkflow`` worker.
         startup_timeout: Seconds each process may take to become ready.
         worker_args: More arguments of ``bench._worker`` (e.g. a metrics port).
+        secure: ``DLQ_*`` settings of a secure side (:mod:`bench._secure`):
+            the worker process then also serves ``dlq-bench-secure`` with them.
 
     Raises:
         RuntimeError: A process exited or was not ready in time (with its log tail).
@@ -132,19 +141,28 @@ async def running_stack(*, dlq_task_queue: str = "dlq-bench",
 
         database_url = f"sqlite:///{tmp / 'dlq.db'}"
         ready_file = tmp / "worker.ready"
+        env = bench_env()
+        secure_args: list[str] = []
+        secure_queue = secure_url = None
+        if secure is not None:
+            secure_queue, secure_url = "dlq-bench-secure", f"sqlite:///{tmp / 'dlq-secure.db'}"
+            secure_args = ["--secure-task-queue", secure_queue, "--secure-database-url",
+                           secure_url]
+            env["DLQ_BENCH_SECURE_SETTINGS_JSON"] = json.dumps(secure)
         worker = stopped_on_exit(ManagedProcess(
             "benchmark worker",
             [sys.executable, "-m", "bench._worker", "--address", server.address,
              "--database-url", database_url, "--dlq-task-queue", dlq_task_queue,
              "--bare-task-queue", bare_task_queue, "--ready-file", str(ready_file),
-             *worker_args],
-            log_path=tmp / "worker.log", cwd=ROOT, env=bench_env()), procs)
+             *worker_args, *secure_args],
+            log_path=tmp / "worker.log", cwd=ROOT, env=env), procs)
         # bench._worker writes the file once both of its workers poll.
         await worker.wait_until(ready_file.exists, timeout=startup_timeout, what="get ready",
                                 interval=0.1)
         yield Stack(address=server.address, database_url=database_url,
                     dlq_task_queue=dlq_task_queue, bare_task_queue=bare_task_queue,
-                    server_pid=server.pid, worker_pid=worker.pid, tmpdir=tmp)
+                    server_pid=server.pid, worker_pid=worker.pid, tmpdir=tmp,
+                    secure_task_queue=secure_queue, secure_database_url=secure_url)
         # A worker that died mid-run would make the figures meaningless.
         worker.check_alive()
 

@@ -31,6 +31,12 @@ each); the first one is the headline. ``--interleave 5`` cuts both sides
 into 5 chunks run alternately (bare, DLQ, DLQ, bare, ...; each DLQ chunk a
 redrive of its own), so that a busy machine hits both sides alike.
 
+**Secure side.** Unless ``DLQ_BENCH_SECURE=off``, a second DLQ worker runs
+with the security settings of :mod:`bench._secure` (encryption with a
+throw-away key ring) on its own task queue and read model; after the rounds,
+``--n`` entries are redriven on each side back to back and
+``ratio secure/plain bulk_replay`` is printed (goal >= 0.9).
+
 **Part 2: AdaptiveThrottle convergence** (no Temporal): ``--workers`` asyncio
 tasks loop ``async with throttle.slot(): await downstream.call()`` against a
 simulated downstream that saturates at ``--k`` concurrent calls, with the
@@ -97,6 +103,8 @@ from bench._replay_support import (
     simulate_throttle,
     worker_log_tail,
 )
+from bench._secure import GOAL as SECURE_GOAL
+from bench._secure import secure_config, secure_enabled, secure_settings
 from bench._stack import cpu_seconds, machine_busy_seconds
 
 GOAL_RATIO = 0.7
@@ -525,6 +533,37 @@ def report_part1(rounds: list[Round], n: int, interleave: int) -> None:
               f"cost ratio {head.cost_ratio:.2f}")
 
 
+async def secure_compare(stack: ReplayStack, plain: AsyncDLQService,
+                         secure: dict[str, str], meter: CpuMeter, page_size: int, n: int,
+                         warmup: int, serial: itertools.count) -> tuple[Phase, Phase]:
+    """The same redrive of ``n`` entries as configured and with the secure settings on.
+
+    Both sides store untimed first, then redrive back to back: plain, then
+    secure (on its own worker and read model, :mod:`bench._secure`).
+    """
+    assert stack.secure_task_queue and stack.secure_database_url
+    config = secure_config(DLQConfig(
+        temporal_address=stack.address, task_queue=stack.secure_task_queue,
+        database_url=stack.secure_database_url, store_timeout=60, temporal_envconfig=False,
+        outbox_path=str(stack.tmpdir / "client-outbox-secure.db")), secure)
+    service = AsyncDLQService(config)
+    try:
+        if warmup > 0:  # the secure worker's caches and sandbox imports
+            await store_entries(service, WARMUP_DOMAIN, warmup, serial)
+            await dlq_phase(service, {"domain": WARMUP_DOMAIN}, page_size, meter, "warm-up")
+        filters = {"domain": BENCH_DOMAIN, "failure_type": "BENCH_ONOFF"}
+        await store_entries(plain, BENCH_DOMAIN, n, serial, "BENCH_ONOFF")
+        await store_entries(service, BENCH_DOMAIN, n, serial, "BENCH_ONOFF")
+        off, _ = await dlq_phase(plain, filters, page_size, meter, "bulk_replay plain")
+        on, _ = await dlq_phase(service, filters, page_size, meter, "bulk_replay secure")
+    finally:
+        await service.close()
+    names = ", ".join(sorted(secure))
+    console.print(f"  secure/plain (page_size={page_size}, secure = {names}): plain "
+                  f"{off.rate:.1f}/s, secure {on.rate:.1f}/s")
+    return off, on
+
+
 async def part1(args: argparse.Namespace) -> int:
     """Run part 1 on its own stack; the exit code."""
     task = asyncio.current_task()
@@ -532,7 +571,9 @@ async def part1(args: argparse.Namespace) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     logging.getLogger("dlq").setLevel(logging.ERROR)
     started = time.perf_counter()
-    async with replay_stack() as stack:
+    secure = secure_settings() if secure_enabled() else None
+    compared: tuple[Phase, Phase] | None = None
+    async with replay_stack(secure=secure) as stack:
         console.print(f"stack ready in {time.perf_counter() - started:.1f}s: Temporal "
                       f"{stack.address}, DLQ worker (worker.py) pid {stack.pids['dlq worker']}, "
                       f"bare worker pid {stack.pids['bare worker']}")
@@ -551,6 +592,9 @@ async def part1(args: argparse.Namespace) -> int:
             for i, page_size in enumerate(args.page_sizes):
                 rounds.append(await run_round(stack, client, service, meter, page_size,
                                               args.n, f"r{i}", serial, args.interleave))
+            if secure is not None:
+                compared = await secure_compare(stack, service, secure, meter,
+                                                args.page_sizes[0], args.n, args.warmup, serial)
             console.print()
             console.rule("Part 1 profile (first round)")
             await profile(stack, client, rounds[0], args.profile_sample)
@@ -558,7 +602,18 @@ async def part1(args: argparse.Namespace) -> int:
             await service.close()
     console.print()
     report_part1(rounds, args.n, args.interleave)
-    return 1 if any(r.bare.errors or r.dlq.errors for r in rounds) else 0
+    if compared is not None:
+        off, on = compared
+        for phase in compared:
+            for error, count in Counter(phase.errors).most_common(5):
+                console.print(f"[red]{phase.name}: {count} x {error}[/]")
+        ratio = on.rate / off.rate if off.rate else 0.0
+        verdict = "PASS" if ratio >= SECURE_GOAL else "MISS"
+        print(f"ratio secure/plain bulk_replay = {ratio:.2f} (goal >= {SECURE_GOAL}; "
+              f"{on.rate:.1f}/s vs {off.rate:.1f}/s; secure = {', '.join(sorted(secure or {}))})"
+              f": {verdict}")
+    return 1 if any(r.bare.errors or r.dlq.errors for r in rounds) or (
+        compared is not None and any(p.errors for p in compared)) else 0
 
 
 # ---------------------------------------------------------------------- part 2

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dlq._errors import (
         DLQEntryNotFoundError,
         DLQError,
+        DLQKeyError,
         DLQReplayError,
         DLQStateConflictError,
         DLQUnavailableError,
@@ -53,6 +54,7 @@ _EXPORTS = {
     "new_entry_input": "dlq._entry",
     "DLQEntryNotFoundError": "dlq._errors",
     "DLQError": "dlq._errors",
+    "DLQKeyError": "dlq._errors",
     "DLQReplayError": "dlq._errors",
     "DLQStateConflictError": "dlq._errors",
     "DLQUnavailableError": "dlq._errors",
@@ -89,6 +91,7 @@ __all__ = [
     "DLQEntryNotFoundError",
     "DLQEntryResult",
     "DLQError",
+    "DLQKeyError",
     "DLQReplayError",
     "DLQService",
     "DLQSettings",

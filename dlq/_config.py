@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dlq._filters import parse_sla_thresholds
+from dlq._keys import LOCAL_KEY_FILE, KeyRing, local_key_ring, parse_key_ring
 from dlq._tokens import ApiToken, parse_api_tokens
 
 __all__ = ["DLQConfig", "DLQSettings"]
@@ -20,6 +21,8 @@ __all__ = ["DLQConfig", "DLQSettings"]
 # working directory (the SQLite read model, the outbox, `make run`'s server).
 DEFAULT_HOME = "~/.dlq"
 DEFAULT_TEMPORAL_UI_URL = "http://localhost:8233"
+# The local Web UI of `temporal server start-dev`, by both of its names.
+DEFAULT_CODEC_CORS_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 
 
 def resolve_home(home: str) -> str:
@@ -84,6 +87,15 @@ class DLQSettings(BaseSettings):
     metrics_port: int = Field(9464, ge=0, le=65535)
     sdk_metrics_port: int = Field(9465, ge=0, le=65535)
     otel_enabled: bool = False
+    encryption_keys: str = Field("", repr=False)
+    codec_cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CODEC_CORS_ORIGINS
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: str) -> str:
+        # A malformed key ring must stop start-up, naming the bad item (never the key).
+        parse_key_ring(value)
+        return value
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -97,7 +109,7 @@ class DLQSettings(BaseSettings):
         # Malformed thresholds must stop start-up, not surface at query time.
         return parse_sla_thresholds(value)
 
-    @field_validator("handler_modules", "temporal_hooks", mode="before")
+    @field_validator("handler_modules", "temporal_hooks", "codec_cors_origins", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         # A comma-separated list is friendlier in an env file than JSON.
@@ -178,6 +190,14 @@ class DLQConfig:
         otel_enabled: Trace with OpenTelemetry: every client and worker gets
             temporalio's ``TracingInterceptor`` (needs the ``otel`` extra; the
             standard ``OTEL_*`` variables configure the OTLP exporter).
+        encryption_keys: The key ring, ``DLQ_ENCRYPTION_KEYS``: comma-separated
+            ``key_id:base64(32 bytes)``; the first encrypts, all decrypt. When
+            set, Temporal payloads, outbox records and the SQL data columns are
+            encrypted (AES-256-GCM). Empty: no encryption, unless
+            ``from_settings`` finds ``make run``'s ring in ``home``
+            (``encryption-keys``) and the read model is the one in ``home``.
+        codec_cors_origins: Browser origins (Temporal Web UIs) allowed to call
+            the codec server of ``dlq serve``.
     """
 
     enabled: bool = True
@@ -216,6 +236,8 @@ class DLQConfig:
     metrics_port: int = 9464
     sdk_metrics_port: int = 9465
     otel_enabled: bool = False
+    encryption_keys: str = field(default="", repr=False)
+    codec_cors_origins: tuple[str, ...] = DEFAULT_CODEC_CORS_ORIGINS
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -245,6 +267,15 @@ class DLQConfig:
         if self.shutdown_grace < 0:
             raise ValueError(f"DLQConfig.shutdown_grace must be >= 0, got {self.shutdown_grace!r}")
         object.__setattr__(self, "temporal_hooks", tuple(self.temporal_hooks))
+        object.__setattr__(self, "codec_cors_origins", tuple(self.codec_cors_origins))
+        # Parsed now, so a bad ring fails where it was configured.
+        object.__setattr__(self, "_key_ring", parse_key_ring(self.encryption_keys))
+
+    @property
+    def key_ring(self) -> KeyRing | None:
+        """The parsed ``encryption_keys``, or None when encryption is off."""
+        ring: KeyRing | None = self.__dict__["_key_ring"]
+        return ring
 
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:
@@ -264,9 +295,19 @@ class DLQConfig:
 
         Raises:
             pydantic.ValidationError: If a variable has an invalid value.
+            ValueError: ``make run``'s key file in ``DLQ_HOME`` is invalid or
+                readable by others.
         """
         settings = settings or DLQSettings()
         values = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        if not values["encryption_keys"] and not settings.database_url:
+            # The ring `make run` generated in DLQ_HOME, so `dlq` commands and
+            # scripts on this machine read what the local stack encrypted. Only
+            # with the read model of DLQ_HOME: a DLQ_DATABASE_URL elsewhere is
+            # another deployment, which names its own keys.
+            local = os.path.join(resolve_home(settings.home), LOCAL_KEY_FILE)
+            if os.path.exists(local):
+                values["encryption_keys"] = local_key_ring(local)
         if settings.temporal_envconfig:
             # Temporal's own configuration (temporal.toml, TEMPORAL_ADDRESS...)
             # names the server unless a DLQ_* variable says otherwise.

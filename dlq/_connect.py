@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from dlq._config import DLQConfig
 
 __all__ = ["BUILTIN_HOOKS", "TemporalHooks", "client_options", "connect", "describe",
-           "environment_hooks", "load_profile", "replayer", "resolve_hooks",
+           "environment_hooks", "environment_keys", "load_profile", "replayer", "resolve_hooks",
            "worker_interceptors"]
 
 log = logging.getLogger("dlq")
@@ -80,6 +80,15 @@ class TemporalHooks:
         return self.data_converter(converter) if self.data_converter else converter
 
 
+def _encryption_hooks(config: DLQConfig) -> TemporalHooks | None:
+    """The payload codec of ``DLQ_ENCRYPTION_KEYS``, when a key ring is configured."""
+    if config.key_ring is None:
+        return None
+    from dlq._codec import encryption_hooks
+
+    return encryption_hooks(config.key_ring)
+
+
 # The project's own hooks, each called with the configuration (None: nothing to
 # add). Encryption (the payload codec) and telemetry register theirs here, so
 # they reach every client and worker the same way a user's hooks do.
@@ -92,7 +101,7 @@ def _tracing(config: DLQConfig) -> TemporalHooks | None:
     return tracing_hooks(config)
 
 
-BUILTIN_HOOKS: list[Callable[[DLQConfig], TemporalHooks | None]] = [_tracing]
+BUILTIN_HOOKS: list[Callable[[DLQConfig], TemporalHooks | None]] = [_encryption_hooks, _tracing]
 
 
 def _load_hook(spec: Any, config: DLQConfig) -> TemporalHooks:
@@ -207,6 +216,11 @@ def environment_hooks() -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def environment_keys() -> str:
+    """``DLQ_ENCRYPTION_KEYS`` (for clients and workers built without settings)."""
+    return os.environ.get("DLQ_ENCRYPTION_KEYS", "")
+
+
 async def connect(target: DLQConfig | str | None = None, namespace: str = "default", *,
                   lazy: bool = False, runtime: Any = None) -> Client:
     """A Temporal client as the DLQ builds them: pydantic data converter, hooks, security.
@@ -214,8 +228,8 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
     Args:
         target: The configuration to connect with (``DLQ_*`` variables if
             None), or the ``host:port`` of a plain local server such as a dev
-            server (no environment configuration; ``DLQ_TEMPORAL_HOOKS`` still
-            applies).
+            server (no environment configuration; ``DLQ_TEMPORAL_HOOKS`` and
+            ``DLQ_ENCRYPTION_KEYS`` still apply).
         namespace: Namespace, when ``target`` is an address.
         lazy: Connect on first use instead of now.
         runtime: A ``temporalio.runtime.Runtime`` (the worker's, with SDK
@@ -231,7 +245,8 @@ async def connect(target: DLQConfig | str | None = None, namespace: str = "defau
         config = DLQConfig.from_settings()
     elif isinstance(target, str):
         config = DLQConfig(temporal_address=target, namespace=namespace,
-                           temporal_envconfig=False, temporal_hooks=environment_hooks())
+                           temporal_envconfig=False, temporal_hooks=environment_hooks(),
+                           encryption_keys=environment_keys())
     else:
         config = target
     options = client_options(config)

@@ -15,6 +15,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, SQLModel
 
+from dlq._keys import KeyRing
+from dlq._sealed import EncryptedJSON, attach_key_ring
+
 __all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "DLQEntryCountRow", "DLQPayloadRow",
            "DLQPurgeRow", "DLQPurgedEntryRow", "create_db_engine", "migrate"]
 
@@ -53,6 +56,12 @@ def _json_column() -> Any:
     return Field(default_factory=dict, sa_type=JSONType, sa_column_kwargs={"nullable": False})
 
 
+def _data_column(**column: Any) -> Any:
+    # Data a caller or operator handed over: sealed when the engine has a key ring.
+    return Field(default_factory=dict, sa_type=EncryptedJSON,
+                 sa_column_kwargs={"nullable": False, **column})
+
+
 def _dt(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
@@ -68,13 +77,11 @@ class DLQEntryBase(SQLModel):
     user_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     error_code: str = Field(default="", max_length=255)
     error_message: str = Field(default="", sa_type=sa.Text)
-    snapshot_data: dict[str, Any] = _json_column()
-    request_data: dict[str, Any] = _json_column()
-    response_data: dict[str, Any] = _json_column()
+    snapshot_data: dict[str, Any] = _data_column()
+    request_data: dict[str, Any] = _data_column()
+    response_data: dict[str, Any] = _data_column()
     # "metadata" is reserved by SQLAlchemy's declarative base.
-    extra_metadata: dict[str, Any] = Field(
-        default_factory=dict, sa_type=JSONType, sa_column_kwargs={"name": "metadata"}
-    )
+    extra_metadata: dict[str, Any] = _data_column(name="metadata")
     next_action_hint: str = Field(default="", sa_type=sa.Text)
     recommended_action: str = Field(default="", max_length=100)
     status: str = Field(default="pending", max_length=32)
@@ -93,7 +100,8 @@ class DLQEntryBase(SQLModel):
     # captured ({"request_data": ..., "snapshot_data": ...}), kept at the first edit.
     data_edits: int = 0
     data_edited_at: datetime | None = _dt()
-    original_data: dict[str, Any] | None = Field(default=None, sa_type=NullableJSONType)
+    original_data: dict[str, Any] | None = Field(default=None,
+                                                 sa_type=EncryptedJSON(none_as_null=True))
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
     expires_at: datetime | None = _dt()
@@ -143,7 +151,8 @@ class DLQAuditEventRow(SQLModel, table=True):
     ticket_url: str | None = Field(default=None, max_length=1000)
     from_status: str | None = Field(default=None, max_length=32)
     to_status: str | None = Field(default=None, max_length=32)
-    details: dict[str, Any] = _json_column()
+    # An edit's details hold the changed data: sealed like the data itself.
+    details: dict[str, Any] = _data_column()
 
 
 class DLQPayloadRow(SQLModel, table=True):
@@ -156,7 +165,7 @@ class DLQPayloadRow(SQLModel, table=True):
     __tablename__ = "dlq_payloads"
 
     entry_id: str = Field(primary_key=True, max_length=64)
-    data: dict[str, Any] = _json_column()
+    data: dict[str, Any] = _data_column()
     created_at: datetime = _dt(nullable=False)
 
 
@@ -210,17 +219,18 @@ class DLQPurgedEntryRow(SQLModel, table=True):
     closed_at: datetime | None = _dt()
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def create_db_engine(url: str, *, key_ring: KeyRing | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url``, tuned for several processes on SQLite.
 
     SQLite files get WAL, ``synchronous=NORMAL`` and a busy timeout, because the
     worker writes while clients read from other processes; the parent
-    folder is created.
+    folder is created. With ``key_ring``, the data columns are encrypted
+    (see :mod:`dlq._sealed`).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
-        return sa.create_engine(url, **kwargs)
+        return attach_key_ring(sa.create_engine(url, **kwargs), key_ring)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
@@ -234,7 +244,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    return engine
+    return attach_key_ring(engine, key_ring)
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -44,6 +44,8 @@ def _cli(stack: DevStack, *args: str) -> str:
         cmd += ["--address", stack.address]
     if stack.config.namespace != "default":
         cmd += ["--namespace", stack.config.namespace]
+    if stack.config.key_ring is not None:  # payloads are encrypted: decode them
+        cmd += ["--codec-endpoint", f"http://127.0.0.1:{stack.http_port}/codec"]
     return shlex.join(cmd)
 
 

@@ -41,7 +41,9 @@ from rich.markup import escape
 from sqlalchemy.engine import make_url
 
 from dlq import DLQConfig, DLQService
+from dlq._config import resolve_home
 from dlq._devguide import print_guide, watch
+from dlq._keys import LOCAL_KEY_FILE, local_key_ring
 from dlq._procs import DevServer, ManagedProcess, ProcessError, WorkerProcess
 from dlq._serve_process import ServeProcess
 from dlq.demo import DEMO_RETRY_DELAY, produce
@@ -76,10 +78,12 @@ class DevStack:
         self.ui_port = ui_port
         self.http_port = http_port
         self.state_dir = state_dir = state_dir or Path(config.home)
+        # The Web UI decodes encrypted payloads through `dlq serve`'s codec server.
+        codec = ["--ui-codec-endpoint", f"http://127.0.0.1:{http_port}/codec"]
         self.server = DevServer(
             log_path=state_dir / "temporal.log", db_file=state_dir / "temporal.db",
             host="localhost", port=port, ui_port=ui_port, namespace=config.namespace,
-            tail_lines=15)
+            tail_lines=15, extra_args=codec if config.key_ring else ())
         self._children: list[ManagedProcess] = []  # in start order
         self._lock: IO[str] | None = None
 
@@ -243,6 +247,22 @@ def _safe_url(url: str) -> str:
         return "<DLQ_DATABASE_URL>"
 
 
+def _encrypt_locally(ui_port: int) -> None:
+    """Encrypt the local stack: a key ring kept in DLQ_HOME (0600) unless one is configured.
+
+    Every child inherits it, and the codec server lets the Web UI on
+    ``ui_port`` decode (CORS).
+    """
+    home = resolve_home(os.environ.get("DLQ_HOME", ""))
+    if not os.environ.get("DLQ_ENCRYPTION_KEYS", "").strip():
+        try:
+            os.environ["DLQ_ENCRYPTION_KEYS"] = local_key_ring(Path(home) / LOCAL_KEY_FILE)
+        except (OSError, ValueError) as err:
+            raise DevStackError(f"encryption key ring: {err}") from None
+    os.environ.setdefault("DLQ_CODEC_CORS_ORIGINS",
+                          f"http://localhost:{ui_port},http://127.0.0.1:{ui_port}")
+
+
 def _port(var: str, default: int) -> int:
     value = os.environ.get(var, "").strip()
     if not value:
@@ -282,6 +302,7 @@ def main() -> int:
         # ...in plaintext, whatever Temporal profile the developer's shell has.
         os.environ["DLQ_TEMPORAL_ENVCONFIG"] = "false"
         os.environ["DLQ_RETRY_DELAY"] = f"{DEMO_RETRY_DELAY:g}"
+        _encrypt_locally(ui_port)
         config = DLQConfig.from_settings()
         # The worker, `dlq serve` and every `dlq` command use this same folder.
         os.environ["DLQ_HOME"] = config.home
@@ -303,6 +324,10 @@ def main() -> int:
             serve = stack.start_http(dict(os.environ))
         console.print(f"[green]OK[/] dlq serve (pid {serve.pid}) on {serve.url}, "
                       "127.0.0.1 only")
+        if config.key_ring is not None:
+            console.print(f"[green]OK[/] payloads, outbox and SQL data encrypted with key "
+                          f"{config.key_ring.current!r}; the Web UI decodes through "
+                          f"{serve.url}/codec")
 
         # A generous store timeout: the first stores also warm up SQLite and the worker.
         service = DLQService(replace(config, store_timeout=max(config.store_timeout, 15.0)))

@@ -13,6 +13,7 @@ __all__ = [
     "HTTP_STATUS",
     "DLQEntryNotFoundError",
     "DLQError",
+    "DLQKeyError",
     "DLQReplayError",
     "DLQStateConflictError",
     "DLQUnavailableError",
@@ -59,12 +60,28 @@ class DLQUnavailableError(DLQError):
         return f"cannot reach Temporal: {self.__cause__!r}" if self.__cause__ else "unavailable"
 
 
+class DLQKeyError(DLQError):
+    """Encrypted data cannot be decrypted with the configured key ring (HTTP 500).
+
+    The message names the key id the data was sealed with; add that key back
+    to ``DLQ_ENCRYPTION_KEYS`` (anywhere after the first) to read the data.
+
+    Attributes:
+        key_id: Id of the key the data needs, if known.
+    """
+
+    def __init__(self, message: str, *, key_id: str | None = None) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+
+
 # The HTTP status of each public error (the reference's mapping); checked in
 # MRO order, so a subclass's entry wins. ValueError is bad input (422).
 HTTP_STATUS: dict[type[Exception], int] = {
     DLQEntryNotFoundError: 404,
     DLQStateConflictError: 409,
     DLQReplayError: 500,
+    DLQKeyError: 500,
     DLQUnavailableError: 503,
     DLQError: 400,
     ValueError: 422,
@@ -86,6 +103,7 @@ ERROR_TYPES: dict[str, type[Exception]] = {
     "DLQEntryNotFoundError": DLQEntryNotFoundError,
     "DLQStateConflictError": DLQStateConflictError,
     "DLQReplayError": DLQReplayError,
+    "DLQKeyError": DLQKeyError,
     "DLQUnavailableError": DLQUnavailableError,
     "ValueError": ValueError,
 }

@@ -9,6 +9,10 @@ pre-assigned ``dlq_id``.
 One file per host, safe for several processes: WAL mode, short write
 transactions, and relays that claim batches under a lease, so a crashed
 relay's claims expire and another picks them up.
+
+With a key ring (``DLQ_ENCRYPTION_KEYS``) each record's payload and last
+error are sealed (AES-256-GCM, see :mod:`dlq._keys`); records written before
+encryption was switched on are read as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlq._keys import KeyRing
 from dlq._messages import EntryInput
 
 __all__ = ["Outbox", "OutboxRecord", "OutboxStats"]
@@ -40,6 +45,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_ready ON outbox (next_attempt_at, claimed_until, seq);
 """
 
+
+# Binds a sealed record to the outbox (it cannot be passed off as SQL data).
+_AAD = b"dlq:outbox"
 
 # Appends after which a writer checkpoints itself (the relay normally does it).
 _APPENDS_PER_CHECKPOINT = 4096
@@ -70,10 +78,12 @@ class Outbox:
 
     Args:
         path: The SQLite file (created with its folder if missing).
+        key_ring: Seal records with it (None: write them in clear).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, key_ring: KeyRing | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
+        self.key_ring = key_ring
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -106,7 +116,7 @@ class Outbox:
         """Add an entry (a second append of the same ``dlq_id`` is a no-op)."""
         self._conn().execute(
             "INSERT OR IGNORE INTO outbox (dlq_id, payload, created_at) VALUES (?, ?, ?)",
-            (entry.dlq_id, entry.model_dump_json(), time.time()),
+            (entry.dlq_id, self._seal(entry.model_dump_json()), time.time()),
         )
         # Bound the WAL even where no relay runs (e.g. Temporal down for hours
         # and no deletes): a writer checkpoints every few thousand appends.
@@ -126,8 +136,18 @@ class Outbox:
             (self.owner, now + lease, now, now, limit),
         ).fetchall()
         rows.sort()
-        return [OutboxRecord(seq, dlq_id, EntryInput.model_validate_json(payload), attempts)
+        return [OutboxRecord(seq, dlq_id, EntryInput.model_validate_json(self._open(payload)),
+                             attempts)
                 for seq, dlq_id, payload, attempts in rows]
+
+    def _seal(self, text: str) -> str:
+        return self.key_ring.seal_text(text, aad=_AAD) if self.key_ring else text
+
+    def _open(self, text: str) -> str:
+        if self.key_ring is None:
+            # A sealed record without a ring raises DLQKeyError naming its key.
+            return KeyRing.open_unconfigured(text)
+        return self.key_ring.open_text(text, aad=_AAD)
 
     def delete(self, seqs: list[int]) -> None:
         """Remove delivered records (one transaction), then checkpoint the WAL."""
@@ -145,7 +165,7 @@ class Outbox:
         self._conn().execute(
             """UPDATE outbox SET claimed_by = NULL, claimed_until = 0, attempts = attempts + 1,
                last_error = ?, next_attempt_at = ? WHERE seq = ?""",
-            (error[:2000], time.time() + retry_in, seq),
+            (self._seal(error[:2000]), time.time() + retry_in, seq),
         )
 
     def stats(self) -> OutboxStats:
@@ -158,7 +178,7 @@ class Outbox:
             "ORDER BY next_attempt_at DESC LIMIT 1").fetchone()
         return OutboxStats(depth=depth,
                            oldest_age_seconds=(time.time() - oldest) if oldest else None,
-                           failing=failing, last_error=last[0] if last else None)
+                           failing=failing, last_error=self._open(last[0]) if last else None)
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -71,7 +71,8 @@ class AsyncDLQService:
             from dlq._db import create_db_engine
             from dlq._sql import SQLModelRepository
 
-            self._engine = create_db_engine(self.config.database_url)
+            self._engine = create_db_engine(self.config.database_url,
+                                            key_ring=self.config.key_ring)
             self._repository = SQLModelRepository(self._engine)
         return self._repository
 
@@ -79,7 +80,7 @@ class AsyncDLQService:
     def outbox(self) -> Outbox:
         """The local outbox (``config.outbox_path``), opened on first use."""
         if self._outbox is None:
-            self._outbox = Outbox(self.config.outbox_path)
+            self._outbox = Outbox(self.config.outbox_path, key_ring=self.config.key_ring)
         return self._outbox
 
     @property

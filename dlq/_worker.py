@@ -35,12 +35,19 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from dlq._config import DLQConfig
-from dlq._connect import connect, describe, environment_hooks, worker_interceptors
+from dlq._connect import (
+    connect,
+    describe,
+    environment_hooks,
+    environment_keys,
+    worker_interceptors,
+)
 from dlq._db import create_db_engine, migrate
 from dlq._exposition import sdk_metrics_runtime, serve_worker_metrics
 from dlq._handlers import import_handler_modules, registry
 from dlq._messages import MaintenanceInput
 from dlq._sandbox import workflow_runner
+from dlq._sealed import attach_key_ring
 from dlq._service import AsyncDLQService
 from dlq._sql import SQLModelRepository
 from dlq._temporal import MAINTENANCE_SCHEDULE_ID, MAINTENANCE_WORKFLOW, ensure_search_attributes
@@ -90,9 +97,14 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
 
     _cache_workflow_bytecode(*(sys.modules[cls.__module__] for cls in
                                (DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow)))
-    # Without a configuration, the hooks still come from DLQ_TEMPORAL_HOOKS, as the client's do.
-    config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks()),
+    # Without a configuration, the hooks and keys still come from DLQ_TEMPORAL_HOOKS and
+    # DLQ_ENCRYPTION_KEYS, as the client's do.
+    config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks(),
+                                                     encryption_keys=environment_keys()),
                                  task_queue=task_queue)
+    # DLQ_METRICS_PORT=0: this worker neither serves nor counts dlq_* metrics.
+    if config.key_ring is not None:  # the activities write and read sealed data columns
+        attach_key_ring(engine, config.key_ring)
     # DLQ_METRICS_PORT=0: this worker neither serves nor counts dlq_* metrics.
     entry = EntryActivities(engine, metrics=config.metrics_port != 0)
     service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
@@ -169,7 +181,7 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     """
     stop = stop or asyncio.Event()
     modules = import_handler_modules([*config.handler_modules, *handler_modules])
-    engine = create_db_engine(config.database_url)
+    engine = create_db_engine(config.database_url, key_ring=config.key_ring)
     migrate(engine)
     client = await connect(config, runtime=sdk_metrics_runtime(config.sdk_metrics_port))
     await ensure_search_attributes(client, config.namespace)

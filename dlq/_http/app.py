@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dlq._config import DLQConfig
-from dlq._http import debug, entries, maintenance, metrics, pages, redrives
+from dlq._http import codec, debug, entries, maintenance, metrics, pages, redrives
 from dlq._http.auth import Settings
 from dlq._http.errors import install_error_handlers
 from dlq._service import AsyncDLQService
@@ -69,5 +69,6 @@ def create_app(config: DLQConfig | None = None, *, service: AsyncDLQService | No
         app.include_router(debug.router, prefix="/api")
     app.include_router(metrics.router)
     app.include_router(pages.router)
+    app.include_router(codec.router)  # /codec: the Web UI's and temporal CLI's codec server
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
