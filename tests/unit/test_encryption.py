@@ -157,8 +157,11 @@ def test_make_run_encrypts_with_the_local_ring_unless_one_is_set(tmp_path: Path,
     from dlq._devstack import _encrypt_locally
 
     monkeypatch.setenv("DLQ_HOME", str(tmp_path))
-    monkeypatch.delenv("DLQ_ENCRYPTION_KEYS", raising=False)
-    monkeypatch.delenv("DLQ_CODEC_CORS_ORIGINS", raising=False)
+    # Empty (not absent), so that monkeypatch restores what _encrypt_locally sets:
+    # delenv of an absent variable records nothing to undo.
+    monkeypatch.setenv("DLQ_ENCRYPTION_KEYS", "")
+    monkeypatch.setenv("DLQ_CODEC_CORS_ORIGINS", "")
+    monkeypatch.delenv("DLQ_CODEC_CORS_ORIGINS")
     _encrypt_locally(9233)
     import os
 
