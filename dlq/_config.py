@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from dlq._alert_rules import AlertRule, parse_alert_rules
 from dlq._filters import parse_sla_thresholds
 from dlq._tokens import ApiToken, parse_api_tokens
 
@@ -81,6 +82,16 @@ class DLQSettings(BaseSettings):
     temporal_envconfig: bool = True
     temporal_hooks: Annotated[tuple[Any, ...], NoDecode] = ()
     shutdown_grace: float = Field(30.0, ge=0)
+    grouping_enabled: bool = True
+    alert_rules: Annotated[tuple[AlertRule, ...], NoDecode] = ()
+    alerts_interval_seconds: float = Field(60.0, ge=10)
+    console_url: str = ""
+
+    @field_validator("alert_rules", mode="before")
+    @classmethod
+    def _parse_alert_rules(cls, value: Any) -> tuple[AlertRule, ...]:
+        # A malformed rule must stop start-up, naming the rule and its field.
+        return parse_alert_rules(value)
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -167,6 +178,13 @@ class DLQConfig:
             to a callable taking this configuration and returning one.
         shutdown_grace: Seconds a stopping worker gives running replays and
             the outbox relay before it exits.
+        grouping_enabled: Give every new entry a fingerprint and count it in
+            its failure group (``dlq groups``).
+        alert_rules: :class:`~dlq.AlertRule` list from ``DLQ_ALERT_RULES``
+            (JSON); the worker schedules their evaluation when there is one.
+        alerts_interval_seconds: How often the alerts schedule evaluates the rules.
+        console_url: Base URL of ``dlq serve`` (e.g. ``https://dlq.example.com``)
+            that notifications link to; empty: they link to the Temporal Web UI.
     """
 
     enabled: bool = True
@@ -202,6 +220,10 @@ class DLQConfig:
     temporal_envconfig: bool = True
     temporal_hooks: tuple[Any, ...] = ()
     shutdown_grace: float = 30.0
+    grouping_enabled: bool = True
+    alert_rules: tuple[AlertRule, ...] = ()
+    alerts_interval_seconds: float = 60.0
+    console_url: str = ""
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -227,6 +249,10 @@ class DLQConfig:
         if self.shutdown_grace < 0:
             raise ValueError(f"DLQConfig.shutdown_grace must be >= 0, got {self.shutdown_grace!r}")
         object.__setattr__(self, "temporal_hooks", tuple(self.temporal_hooks))
+        object.__setattr__(self, "alert_rules", parse_alert_rules(self.alert_rules))
+        if self.alerts_interval_seconds < 10:
+            raise ValueError("DLQConfig.alerts_interval_seconds must be >= 10, got "
+                             f"{self.alerts_interval_seconds!r}")
 
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:
