@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dlq._config import DLQConfig
-from dlq._http import debug, entries, groups, maintenance, pages, redrives
+from dlq._http import debug, entries, group_pages, groups, maintenance, pages, redrives
 from dlq._http.auth import Settings
 from dlq._http.errors import install_error_handlers
 from dlq._service import AsyncDLQService
@@ -67,6 +67,7 @@ def create_app(config: DLQConfig | None = None, *, service: AsyncDLQService | No
     if config.debug:
         # Outside debug mode the route does not exist (404, as the reference gates it).
         app.include_router(debug.router, prefix="/api")
+    app.include_router(group_pages.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

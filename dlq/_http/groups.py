@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dlq._errors import DLQEntryNotFoundError
 from dlq._http.auth import Identity, require
@@ -28,6 +28,12 @@ class GroupQuery(BaseModel):
     open: bool = Field(False, description="Only groups with open entries.")
     page: int = Field(1, ge=1)
     page_size: int = Field(20, ge=1, le=100)
+
+    @field_validator("open", mode="before")
+    @classmethod
+    def _empty_is_false(cls, value: object) -> object:
+        # The console's "all groups" choice sends open=""; it means no filter.
+        return False if value == "" else value
 
 
 def group_filters(query: GroupQuery) -> dict[str, object]:
