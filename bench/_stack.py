@@ -43,6 +43,8 @@ class Stack:
         server_pid: Process id of the dev server.
         worker_pid: Process id of the worker process.
         tmpdir: Folder holding the databases and logs (removed on exit).
+        ungrouped_task_queue: Task queue of a second DLQ worker in the same
+            process with failure grouping off (``DLQ_GROUPING_ENABLED=false``).
     """
 
     address: str
@@ -52,6 +54,7 @@ class Stack:
     server_pid: int
     worker_pid: int
     tmpdir: Path
+    ungrouped_task_queue: str = ""
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -132,13 +135,15 @@ async def running_stack(*, dlq_task_queue: str = "dlq-bench",
             "benchmark worker",
             [sys.executable, "-m", "bench._worker", "--address", server.address,
              "--database-url", database_url, "--dlq-task-queue", dlq_task_queue,
-             "--bare-task-queue", bare_task_queue, "--ready-file", str(ready_file)],
+             "--bare-task-queue", bare_task_queue, "--ready-file", str(ready_file),
+             "--ungrouped-task-queue", f"{dlq_task_queue}-ungrouped"],
             log_path=tmp / "worker.log", cwd=ROOT, env=bench_env()), procs)
         # bench._worker writes the file once both of its workers poll.
         await worker.wait_until(ready_file.exists, timeout=startup_timeout, what="get ready",
                                 interval=0.1)
         yield Stack(address=server.address, database_url=database_url,
                     dlq_task_queue=dlq_task_queue, bare_task_queue=bare_task_queue,
-                    server_pid=server.pid, worker_pid=worker.pid, tmpdir=tmp)
+                    server_pid=server.pid, worker_pid=worker.pid, tmpdir=tmp,
+                    ungrouped_task_queue=f"{dlq_task_queue}-ungrouped")
         # A worker that died mid-run would make the figures meaningless.
         worker.check_alive()

@@ -6,16 +6,20 @@ One run starts one Temporal dev server and one worker process (see
 1. baseline: ``client.execute_workflow(BareWorkflow)``: start a workflow
    that runs one no-op activity and wait for its result;
 2. DLQ: ``AsyncDLQService.store_failure(..., mode="sync")``: update-with-start
-   of a ``DLQEntryWorkflow`` that returns once the entry's SQL row is written.
+   of a ``DLQEntryWorkflow`` that returns once the entry's SQL row is written,
+   first on a worker with failure grouping off, then with it on (the default:
+   every entry counted in one hot group, the worst case for its triggers).
 
 It prints both rates (successful operations per wall-clock second), p50/p95
-latencies, the CPU each process used, and ``ratio store/bare``. The exit code
+latencies, the CPU each process used, ``ratio grouping on/off`` and
+``ratio store/bare``. The exit code
 is 1 if any operation failed, 2 if the stack did not start or nothing
 worked, else 0 (a missed goal is a figure, not an error).
 
 Usage::
 
-    python bench/store.py [--n 1000] [--concurrency 64] [--warmup 20] [--store-timeout 5]
+    python bench/store.py [--n 1000] [--concurrency 64] [--warmup 20] [--rounds 2]
+                          [--store-timeout 5]
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._bare import BareWorkflow
+from bench._grouping import grouping_rounds
 from bench._stack import (
     Stack,
     cpu_seconds,
@@ -178,15 +183,18 @@ async def bare_phase(stack: Stack, args: argparse.Namespace,
                            warmup=args.warmup, pids=pids)
 
 
-async def store_phase(stack: Stack, args: argparse.Namespace,
-                      pids: dict[str, int]) -> tuple[PhaseResult, int]:
+async def store_phase(stack: Stack, args: argparse.Namespace, pids: dict[str, int], *,
+                      grouping: bool = True) -> tuple[PhaseResult, int]:
     """DLQ: ``store_failure(mode="sync")`` through one service, as an application would.
+
+    ``grouping=False`` stores through the worker that has failure grouping off.
 
     Returns:
         The phase result and the number of rows in the SQL read model afterwards.
     """
     service = AsyncDLQService(DLQConfig(
-        temporal_address=stack.address, task_queue=stack.dlq_task_queue,
+        temporal_address=stack.address,
+        task_queue=stack.dlq_task_queue if grouping else stack.ungrouped_task_queue,
         database_url=stack.database_url, store_timeout=args.store_timeout,
         # A timed-out store falls back to the local outbox; keep it in the
         # throw-away folder, not in the shared default under the working directory.
@@ -195,21 +203,25 @@ async def store_phase(stack: Stack, args: argparse.Namespace,
     orders = itertools.count(1)
 
     async def op() -> str | None:
+        order = next(orders)
         result = await service.store_failure(
             domain="payment", failure_type="PG_TIMEOUT", entity_type="order",
-            entity_id=f"order-{next(orders)}", error_code="57014",
-            error_message="canceling statement due to statement timeout",
+            entity_id=f"order-{order}", error_code="57014",
+            error_message=f"order {order}: canceling statement due to statement timeout",
             snapshot_data={"amount": 1250, "currency": "EUR", "attempt": 3},
             recommended_action="manual_check", mode="sync",
         )
         return None if result.success else (result.error or "success=False without error")
 
     try:
-        result = await run_phase("DLQ store (sync)", op, n=args.n,
+        name = "DLQ store (sync)" if grouping else "DLQ store, grouping off"
+        result = await run_phase(name, op, n=args.n,
                                  concurrency=args.concurrency, warmup=args.warmup, pids=pids)
     finally:
         await close_service(service)
-    return result, await settled_row_count(stack.database_url, args.warmup + args.n)
+    # Both configurations write the same database (see bench._grouping).
+    total = getattr(args, "expected", args.warmup + args.n)
+    return result, await settled_row_count(stack.database_url, total)
 
 
 async def close_service(service: AsyncDLQService) -> None:
@@ -256,7 +268,8 @@ def _fmt_cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> None:
+def report(bare: PhaseResult, ungrouped: PhaseResult, store: PhaseResult,
+           args: argparse.Namespace) -> None:
     """Print the table, the errors if any, and the ratio line last."""
     table = Table(title=f"store benchmark: n={args.n}, concurrency={args.concurrency}, "
                         f"warm-up={args.warmup} (not counted)")
@@ -265,7 +278,7 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
         table.add_column(name, justify="right")
     for proc in bare.cores:
         table.add_column(f"CPU {proc}", justify="right")
-    for phase in (bare, store):
+    for phase in (bare, ungrouped, store):
         table.add_row(
             phase.name, str(phase.ok), str(len(phase.errors)), f"{phase.elapsed:.2f}",
             f"{phase.rate:.1f}", f"{phase.percentile_ms(50):.0f}",
@@ -277,7 +290,7 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
     console.print("Rates and latencies count successful operations only. CPU columns: cores "
                   f"used on average during the measured part, out of {os.cpu_count()}; "
                   "'other' is every other process on the machine.")
-    for phase in (bare, store):
+    for phase in (bare, ungrouped, store):
         other = phase.cores.get("other")
         if other is not None and other > BUSY_MACHINE:
             console.print(f"[yellow]{phase.name}: other processes used {other:.2f} cores "
@@ -286,6 +299,8 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace) -> N
         grouped = Counter(_UUID.sub("<id>", error) for error in phase.errors)
         for error, count in grouped.most_common(5):
             console.print(f"[red]{phase.name}: {count} x {error}[/]")
+    grouping = store.rate / ungrouped.rate if ungrouped.rate else 0.0
+    print(f"ratio grouping on/off = {grouping:.2f} (goal >= 0.9)")
     ratio = store.rate / bare.rate if bare.rate else 0.0
     # Plain print: the last line is meant to be grepped.
     print(f"ratio store/bare = {ratio:.2f} (goal >= {GOAL})")
@@ -309,10 +324,11 @@ async def bench(args: argparse.Namespace) -> int:
                       f"{stack.address}, worker pid {stack.worker_pid}, {stack.database_url}")
         pids = {"server": stack.server_pid, "worker": stack.worker_pid, "client": os.getpid()}
         bare = await bare_phase(stack, args, pids)
-        store, rows = await store_phase(stack, args, pids)
+        ungrouped, store, rows = await grouping_rounds(store_phase, stack, args, pids,
+                                                       args.rounds)
     gc.collect()  # let abandoned SDK futures report now, not after the summary
-    failed = bool(bare.errors or store.errors)
-    succeeded = store.warmup_ok + store.ok
+    failed = bool(bare.errors or ungrouped.errors or store.errors)
+    succeeded = store.warmup_ok + store.ok + ungrouped.warmup_ok + ungrouped.ok
     if rows < succeeded:
         # A store that said success must have its row.
         console.print(f"[red]SQL read model has {rows} rows but {succeeded} stores "
@@ -328,7 +344,7 @@ async def bench(args: argparse.Namespace) -> int:
     if leaked[0]:
         console.print(f"[yellow]{leaked[0]} 'Future exception was never retrieved' "
                       f"(CancelledError) from timed-out update-with-start calls, not printed[/]")
-    report(bare, store, args)
+    report(bare, ungrouped, store, args)
     return 1 if failed else 0
 
 
@@ -366,10 +382,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="operations in flight at once")
     parser.add_argument("--warmup", type=int, default=20,
                         help="operations per phase run first and not counted")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating rounds of the grouping off/on stores (n split)")
     parser.add_argument("--store-timeout", type=float, default=DLQConfig.store_timeout,
                         help="DLQConfig.store_timeout in seconds (default: the DLQ's own)")
     args = parser.parse_args(argv)
-    for name in ("n", "concurrency"):
+    for name in ("n", "concurrency", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
     if args.warmup < 0:
