@@ -290,3 +290,35 @@ async def test_the_worker_schedule_runs_the_alerts_workflow(
         bare = DLQConfig(home=str(tmp_path), task_queue=queue)
         assert await ensure_alerts_schedule(client, bare, schedule_id=schedule_id) == "deleted"
         assert await ensure_alerts_schedule(client, bare, schedule_id=schedule_id) == "absent"
+
+
+async def test_the_worker_creates_the_schedule_at_start_and_its_runs_notify(
+        tmp_path: Path, temporal_address: str, client: Client) -> None:
+    from dlq._alert_schedule import ALERTS_SCHEDULE_ID
+    from dlq._db import create_db_engine
+    from dlq._worker import run_worker
+
+    with webhook_receiver() as receiver:
+        config = make_config(tmp_path, receiver.url, temporal_address=temporal_address,
+                             task_queue=f"alerts-{uuid.uuid4().hex[:8]}",
+                             database_url=f"sqlite:///{tmp_path}/worker.db",
+                             maintenance_enabled=False, shutdown_grace=1.0,
+                             rules=rules(receiver.url, only=("review",)))
+        ready, stop = asyncio.Event(), asyncio.Event()
+        running = asyncio.create_task(run_worker(config, ready=ready, stop=stop))
+        try:
+            await asyncio.wait_for(ready.wait(), 60)
+            engine = create_db_engine(config.database_url)
+            seed(engine, config)
+            handle = client.get_schedule_handle(ALERTS_SCHEDULE_ID)
+            described = await handle.describe()
+            assert described.schedule.action.task_queue == config.task_queue  # type: ignore
+            await handle.trigger()
+            await _wait_for(lambda: [a["status"] for a in alert_rows(engine)] == ["delivered"])
+            (body,) = receiver.bodies("/json")
+            assert body["rule"] == "review" and body["count"] == 1
+            engine.dispose()
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 60)
+            await ensure_alerts_schedule(client, DLQConfig(home=str(tmp_path)))
