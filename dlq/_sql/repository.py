@@ -151,6 +151,10 @@ class FailedOperationRepository(Protocol):
         """Recorded alerts, newest first."""
         ...
 
+    def prune_group_minutes(self, now: datetime) -> int:
+        """Drop failure groups' per-minute counts older than a day."""
+        ...
+
 
 Kind = Literal["hot", "read", "write"]
 
@@ -222,3 +226,4 @@ class SQLModelRepository:
     list_groups = _on("read", groups.list_groups)
     get_group = _on("read", groups.get_group)
     list_alerts = _on("read", alerts.list_alerts)
+    prune_group_minutes = _on("write", groups.prune_group_minutes)
