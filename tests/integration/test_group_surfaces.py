@@ -110,3 +110,28 @@ def test_http_groups_and_alerts(config: DLQConfig) -> None:
         assert preview.status_code == 200 and preview.json()["count"] == 3
         alerts = client.get("/api/alerts", headers=auth("vera"))
         assert alerts.status_code == 200 and isinstance(alerts.json(), list)
+
+
+async def test_a_bulk_redrive_of_a_group_replays_that_group_only(service: AsyncDLQService
+                                                                 ) -> None:
+    ftype = f"G{uuid.uuid4().hex[:8]}"
+    ids = {}
+    for code in ("E1", "E2"):
+        ids[code] = []
+        for i in range(3):
+            result = await service.store_failure("t-ok", ftype, error_code=code,
+                                                 error_message=f"job {i} failed",
+                                                 recommended_action="manual_check")
+            assert result.success, result
+            ids[code].append(result.dlq_id)
+    fp = fingerprint("t-ok", ftype, "E1", "job 0 failed")
+    started = await service.bulk_replay({"group": fp}, actor_id="ops", reason="fixed")
+    assert started["total"] == 3
+    final = await service.wait_bulk_replay(started["workflow_id"])
+    assert (final.status, final.succeeded) == ("completed", 3)
+    for dlq_id in ids["E1"]:
+        assert (await service.get_entry(dlq_id))["status"] == "resolved"
+    for dlq_id in ids["E2"]:
+        assert (await service.get_entry(dlq_id))["status"] == "pending"
+    group = await service.get_group(fp)
+    assert group is not None and (group["entries"], group["open_count"]) == (3, 0)
