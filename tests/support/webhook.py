@@ -11,17 +11,23 @@ from typing import Any
 
 
 class Receiver:
-    """Records every POST; answers with the scripted statuses, then 200."""
+    """Records every POST; answers with the scripted statuses, then 200.
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    ``by_path`` fixes the answer of a path for good (e.g. ``{"/gone": 404}``).
+    """
+
+    def __init__(self, statuses: list[int] | None = None,
+                 by_path: dict[str, int] | None = None) -> None:
         self.statuses = list(statuses or [])
+        self.by_path = dict(by_path or {})
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.url = ""
 
     def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
         with self.lock:
-            status = self.statuses.pop(0) if self.statuses else 200
+            status = (self.by_path[path] if path in self.by_path
+                      else self.statuses.pop(0) if self.statuses else 200)
             self.requests.append({"path": path, "headers": headers, "status": status,
                                   "body": json.loads(body or b"null")})
             return status
@@ -34,9 +40,10 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
+def webhook_receiver(statuses: list[int] | None = None,
+                     by_path: dict[str, int] | None = None) -> Iterator[Receiver]:
     """A receiver at ``receiver.url`` (``http://127.0.0.1:<port>``) for the block's duration."""
-    receiver = Receiver(statuses)
+    receiver = Receiver(statuses, by_path)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
