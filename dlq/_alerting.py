@@ -67,7 +67,8 @@ def evaluate_rule(session: Session, rule: AlertRule, config: DLQConfig, now: dat
         return [_group_candidate(g, config, title="New failure group", count=g["count"],
                                  since=g["first_seen_at"])
                 for g in sql_groups.new_groups(
-                    session=session, since=now - timedelta(minutes=rule.window_minutes),
+                    session=session, now=now,
+                    since=now - timedelta(minutes=rule.window_minutes),
                     domain=rule.domain, limit=MAX_SUBJECTS)]
     if rule.kind == "group_rate":
         floor = int(rule.limit * rule.window_minutes) + 1  # more than N per minute

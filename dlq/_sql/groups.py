@@ -95,7 +95,7 @@ def list_groups(*, session: Session, filters: GroupFilters, offset: int, limit: 
     """One page of groups, most recently seen first, and the total count."""
     conds = _conditions(filters)
     stmt = (_select(now).where(*conds)
-            .order_by(_GROUPS.c.last_seen_at.desc(), _GROUPS.c.fingerprint)
+            .order_by(_GROUPS.c.last_seen_at.desc().nulls_last(), _GROUPS.c.fingerprint)
             .offset(offset).limit(limit))
     rows = [_as_dict(r) for r in session.execute(stmt)]
     total = session.execute(sa.select(sa.func.count()).select_from(_GROUPS)
@@ -109,10 +109,10 @@ def get_group(*, session: Session, fingerprint: str, now: datetime) -> dict[str,
     return _as_dict(row) if row else None
 
 
-def new_groups(*, session: Session, since: datetime, domain: str | None,
+def new_groups(*, session: Session, now: datetime, since: datetime, domain: str | None,
                limit: int) -> list[dict[str, Any]]:
-    """Groups first seen at or after ``since``, oldest first."""
-    stmt = _select(since).where(col(DLQGroupRow.first_seen_at) >= since)
+    """Groups first seen at or after ``since``, oldest first (hour and day counts at ``now``)."""
+    stmt = _select(now).where(col(DLQGroupRow.first_seen_at) >= since)
     if domain is not None:
         stmt = stmt.where(_GROUPS.c.domain == domain)
     rows = session.execute(stmt.order_by(_GROUPS.c.first_seen_at).limit(limit))

@@ -109,6 +109,8 @@ def test_each_rule_fires_once_per_cooldown_and_records_the_alert(
         assert raised["new-groups"]["title"].startswith("New failure group in payment: "
                                                         "PG_TIMEOUT E42: order <n> timed out")
         assert raised["new-groups"]["count"] == 3
+        assert raised["new-groups"]["details"]["last_hour"] == 3
+        assert raised["new-groups"]["details"]["open"] == 3
         assert raised["new-groups"]["link"].startswith("http://console.example/groups/")
         assert raised["hot-groups"]["count"] == 3 and "/min" in raised["hot-groups"]["title"]
         assert raised["sla"]["subject"] == "domain:payment" and raised["sla"]["count"] == 1
