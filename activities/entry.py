@@ -15,6 +15,7 @@ from temporalio import activity
 
 from dlq import _metrics as metrics
 from dlq import _sql as repo
+from dlq._fingerprint import fingerprint, normalize_message
 from dlq._handlers import HandlerRegistry
 from dlq._handlers import registry as default_registry
 from dlq._messages import PersistInput, PersistResult, ReplayHandlerInput, ReplayHandlerResult
@@ -29,12 +30,16 @@ class EntryActivities:
         handler_executor: Pool for sync replay handlers.
         metrics: Count the ``dlq_*`` metrics of what these activities do
             (off when ``DLQ_METRICS_PORT`` is 0).
+        grouping: Give new entries a fingerprint and count them in their
+            failure group (``DLQ_GROUPING_ENABLED``).
     """
 
     def __init__(self, engine: Engine, *, handlers: HandlerRegistry | None = None,
-                 handler_executor: Executor | None = None, metrics: bool = True) -> None:
+                 handler_executor: Executor | None = None, metrics: bool = True,
+                 grouping: bool = True) -> None:
         self.engine = engine
         self.metrics = metrics
+        self.grouping = grouping
         self.handlers = handlers or default_registry
         self.handler_executor = handler_executor or ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="dlq-handler"
@@ -53,9 +58,17 @@ class EntryActivities:
                 # The row gets the full data the workflow only references.
                 payload = repo.load_payload(session=session, entry_id=state.payload_ref) or {}
                 state = state.model_copy(update=payload)
+            group = None
+            if input.include_data and self.grouping:
+                group = fingerprint(state.domain, state.failure_type, state.error_code,
+                                    state.error_message)
+                # The group row exists before the entry's insert trigger counts the entry.
+                repo.ensure_group(session=session, fingerprint=group, domain=state.domain,
+                                  failure_type=state.failure_type, error_code=state.error_code,
+                                  message=normalize_message(state.error_message))
             applied = repo.upsert_entry(session=session, state=state,
                                         include_data=input.include_data,
-                                        data_changed=input.data_changed)
+                                        data_changed=input.data_changed, fingerprint=group)
             repo.append_audit_events(session=session, entry_id=input.state.id,
                                      events=input.events)
             session.commit()

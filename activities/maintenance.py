@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from temporalio import activity
 
 from dlq._messages import MaintenanceInput, MaintenanceResult
@@ -27,7 +30,14 @@ class MaintenanceActivities:
 
     @activity.defn(name="maintenance_purge")
     async def maintenance_purge(self, input: MaintenanceInput) -> MaintenanceResult:
-        """``purge_archived`` of entries archived longer than ``purge_after_days``."""
+        """``purge_archived`` of entries archived longer than ``purge_after_days``.
+
+        Also drops failure groups' per-minute counts older than a day (the
+        alerts evaluation does it too, but runs only when there are alert rules).
+        """
         purged = await self.service.purge_archived(older_than_days=input.purge_after_days,
                                                    dry_run=input.dry_run)
+        if not input.dry_run:
+            await asyncio.to_thread(self.service.repository.prune_group_minutes,
+                                    datetime.now(UTC))
         return MaintenanceResult(dry_run=input.dry_run, expired=0, archived=0, purged=purged)

@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dlq._alert_rules import AlertRule, AlertWebhook
     from dlq._blocking import DLQService, get_dlq_service, reset_dlq_service, store_to_dlq
     from dlq._config import DLQConfig, DLQSettings
     from dlq._connect import TemporalHooks, connect
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 # Public name -> the private module that defines it.
 _EXPORTS = {
+    "AlertRule": "dlq._alert_rules",
+    "AlertWebhook": "dlq._alert_rules",
     "DLQService": "dlq._blocking",
     "get_dlq_service": "dlq._blocking",
     "reset_dlq_service": "dlq._blocking",
@@ -83,6 +86,8 @@ _EXPORTS = {
 
 __all__ = [
     "AdaptiveThrottle",
+    "AlertRule",
+    "AlertWebhook",
     "AsyncDLQService",
     "AuditRecord",
     "BulkReplayProgress",

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from dlq._alert_rules import AlertRule, parse_alert_rules
 from dlq._filters import parse_sla_thresholds
 from dlq._keys import LOCAL_KEY_FILE, KeyRing, local_key_ring, parse_key_ring
 from dlq._tokens import ApiToken, parse_api_tokens
@@ -96,6 +97,16 @@ class DLQSettings(BaseSettings):
         # A malformed key ring must stop start-up, naming the bad item (never the key).
         parse_key_ring(value)
         return value
+    grouping_enabled: bool = True
+    alert_rules: Annotated[tuple[AlertRule, ...], NoDecode] = ()
+    alerts_interval_seconds: float = Field(60.0, ge=10)
+    console_url: str = ""
+
+    @field_validator("alert_rules", mode="before")
+    @classmethod
+    def _parse_alert_rules(cls, value: Any) -> tuple[AlertRule, ...]:
+        # A malformed rule must stop start-up, naming the rule and its field.
+        return parse_alert_rules(value)
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -198,6 +209,13 @@ class DLQConfig:
             (``encryption-keys``) and the read model is the one in ``home``.
         codec_cors_origins: Browser origins (Temporal Web UIs) allowed to call
             the codec server of ``dlq serve``.
+        grouping_enabled: Give every new entry a fingerprint and count it in
+            its failure group (``dlq groups``).
+        alert_rules: :class:`~dlq.AlertRule` list from ``DLQ_ALERT_RULES``
+            (JSON); the worker schedules their evaluation when there is one.
+        alerts_interval_seconds: How often the alerts schedule evaluates the rules.
+        console_url: Base URL of ``dlq serve`` (e.g. ``https://dlq.example.com``)
+            that notifications link to; empty: they link to the Temporal Web UI.
     """
 
     enabled: bool = True
@@ -238,6 +256,10 @@ class DLQConfig:
     otel_enabled: bool = False
     encryption_keys: str = field(default="", repr=False)
     codec_cors_origins: tuple[str, ...] = DEFAULT_CODEC_CORS_ORIGINS
+    grouping_enabled: bool = True
+    alert_rules: tuple[AlertRule, ...] = ()
+    alerts_interval_seconds: float = 60.0
+    console_url: str = ""
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -276,6 +298,10 @@ class DLQConfig:
         """The parsed ``encryption_keys``, or None when encryption is off."""
         ring: KeyRing | None = self.__dict__["_key_ring"]
         return ring
+        object.__setattr__(self, "alert_rules", parse_alert_rules(self.alert_rules))
+        if self.alerts_interval_seconds < 10:
+            raise ValueError("DLQConfig.alerts_interval_seconds must be >= 10, got "
+                             f"{self.alerts_interval_seconds!r}")
 
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:

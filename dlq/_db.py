@@ -18,8 +18,9 @@ from sqlmodel import Field, SQLModel
 from dlq._keys import KeyRing
 from dlq._sealed import EncryptedJSON, attach_key_ring
 
-__all__ = ["DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "DLQEntryCountRow", "DLQPayloadRow",
-           "DLQPurgeRow", "DLQPurgedEntryRow", "create_db_engine", "migrate"]
+__all__ = ["DLQAlertRow", "DLQAuditEventRow", "DLQEntry", "DLQEntryBase", "DLQEntryCountRow",
+           "DLQGroupMinuteRow", "DLQGroupRow", "DLQPayloadRow", "DLQPurgeRow",
+           "DLQPurgedEntryRow", "create_db_engine", "migrate"]
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -130,9 +131,13 @@ class DLQEntry(DLQEntryBase, table=True):
         sa.Index("ix_dlq_entries_dedup", "domain", "failure_type", "dedup_key"),
         # Operators paste workflow ids (a dedup entry's is shared by its successive entries).
         sa.Index("ix_dlq_entries_workflow", "workflow_id", "created_at"),
+        # The entries of one failure group, newest first (list filter ``group``).
+        sa.Index("ix_dlq_entries_fingerprint", "fingerprint", "created_at", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
+    # The failure group (dlq._fingerprint); NULL with grouping off or before migration 0009.
+    fingerprint: str | None = Field(default=None, max_length=32)
 
 
 class DLQAuditEventRow(SQLModel, table=True):
@@ -217,6 +222,60 @@ class DLQPurgedEntryRow(SQLModel, table=True):
     failure_type: str = Field(max_length=100)
     created_at: datetime = _dt(nullable=False)
     closed_at: datetime | None = _dt()
+
+
+class DLQGroupRow(SQLModel, table=True):
+    """One failure group: entries with the same fingerprint (see :mod:`dlq._fingerprint`).
+
+    Created by ``persist_entry`` when it first writes an entry of the group;
+    its counts are kept by database triggers on ``dlq_entries`` (migration
+    0009), so they move only with real row changes (the versioned upsert).
+    """
+
+    __tablename__ = "dlq_groups"
+
+    fingerprint: str = Field(primary_key=True, max_length=32)
+    domain: str = Field(max_length=100)
+    failure_type: str = Field(max_length=100)
+    error_code: str = Field(default="", max_length=255)
+    message: str = Field(default="", sa_type=sa.Text)
+    entries: int = Field(default=0, sa_type=sa.BigInteger)
+    occurrences: int = Field(default=0, sa_type=sa.BigInteger)
+    open_count: int = Field(default=0, sa_type=sa.BigInteger)
+    first_seen_at: datetime | None = _dt(index=True)
+    last_seen_at: datetime | None = _dt(index=True)
+
+
+class DLQGroupMinuteRow(SQLModel, table=True):
+    """Occurrences of one group in one minute (epoch minutes): the last hour/day and rates."""
+
+    __tablename__ = "dlq_group_minutes"
+
+    fingerprint: str = Field(primary_key=True, max_length=32)
+    minute: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    n: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class DLQAlertRow(SQLModel, table=True):
+    """One alert the alert rules raised, and whether its notifications reached their webhooks."""
+
+    __tablename__ = "dlq_alerts"
+    __table_args__ = (sa.Index("ix_dlq_alerts_rule_subject", "rule", "subject", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    rule: str = Field(max_length=100)
+    kind: str = Field(max_length=32)
+    subject: str = Field(max_length=255)
+    status: str = Field(default="pending", max_length=16)  # pending | delivered | failed
+    title: str = Field(default="", sa_type=sa.Text)
+    count: int = Field(default=0, sa_type=sa.BigInteger)
+    since: datetime | None = _dt()
+    link: str = Field(default="", sa_type=sa.Text)
+    details: dict[str, Any] = _json_column()
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _dt(nullable=False, index=True)
+    delivered_at: datetime | None = _dt()
 
 
 def create_db_engine(url: str, *, key_ring: KeyRing | None = None, **kwargs: Any) -> Engine:

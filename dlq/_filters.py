@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dlq._fingerprint import is_fingerprint
 from dlq._models import DLQStatus
 
 __all__ = ["EntryFilters", "decode_cursor", "encode_cursor", "parse_duration",
@@ -19,7 +20,7 @@ __all__ = ["EntryFilters", "decode_cursor", "encode_cursor", "parse_duration",
 
 _STRING_KEYS = ("domain", "failure_type", "entity_type", "entity_id", "error_code",
                 "error_message")
-FILTER_KEYS = ("status", *_STRING_KEYS, "user_id", "created_after", "created_before")
+FILTER_KEYS = ("status", *_STRING_KEYS, "user_id", "created_after", "created_before", "group")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class EntryFilters:
     user_id: int | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    # A failure group's fingerprint (dlq._fingerprint).
+    group: str | None = None
 
     def fingerprint(self) -> str:
         """A stable digest, so a cursor only continues the listing it came from."""
@@ -98,6 +101,11 @@ def parse_filters(filters: dict[str, Any] | None) -> EntryFilters:
             out[key] = value
         elif key in ("created_after", "created_before"):
             out[key] = _datetime(key, value)
+        elif key == "group":
+            if not is_fingerprint(value):
+                raise ValueError(f"filter 'group' must be a group fingerprint (16 lowercase "
+                                 f"hex characters), got {value!r}")
+            out[key] = value
         elif not isinstance(value, str):
             raise ValueError(f"filter {key!r} must be a string, got {type(value).__name__}")
         else:

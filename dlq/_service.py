@@ -4,7 +4,8 @@ Each operation is written once, in the module named for what it does, and
 bound here by name: capture (:mod:`dlq._capture`), commands on one entry
 (:mod:`dlq._commands`), the id forms operators paste (:mod:`dlq._ids`),
 batch replays and bulk redrives (:mod:`dlq._redrive`),
-questions answered from SQL (:mod:`dlq._queries`) and retention
+questions answered from SQL (:mod:`dlq._queries`), failure groups and
+alerts (:mod:`dlq._groups`) and retention
 (:mod:`dlq._maintenance`). This module holds what they share: the
 configuration, the SQL repository, the Temporal client and the outbox.
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 
-from dlq import _capture, _commands, _ids, _maintenance, _queries, _redrive
+from dlq import _capture, _commands, _groups, _ids, _maintenance, _queries, _redrive
 from dlq._config import DLQConfig
 from dlq._connect import connect
 from dlq._errors import DLQUnavailableError
@@ -159,6 +160,12 @@ class AsyncDLQService:
     get_sla_breached_entries = _queries.get_sla_breached_entries
     get_stats = _queries.get_stats
     get_facet_counts = _queries.get_facet_counts
+
+    # --- failure groups and alerts (dlq._groups) ----------------------------------------
+
+    list_groups = _groups.list_groups
+    get_group = _groups.get_group
+    list_alerts = _groups.list_alerts
 
     # --- retention (dlq._maintenance) ---------------------------------------------------
 

@@ -34,6 +34,7 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
+from dlq._alert_schedule import ensure_alerts_schedule
 from dlq._config import DLQConfig
 from dlq._connect import (
     connect,
@@ -88,35 +89,41 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
             come with ``client``.
         max_concurrent_activities: Also the size of the sync-activity thread pool.
     """
+    from dlq.activities.alerts import AlertActivities
     from dlq.activities.bulk import BulkActivities
     from dlq.activities.entry import EntryActivities
     from dlq.activities.maintenance import MaintenanceActivities
+    from dlq.workflows.alerts import DLQAlertsWorkflow
     from dlq.workflows.bulk import BulkReplayWorkflow
     from dlq.workflows.entry import DLQEntryWorkflow
     from dlq.workflows.maintenance import DLQMaintenanceWorkflow
 
     _cache_workflow_bytecode(*(sys.modules[cls.__module__] for cls in
-                               (DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow)))
+                               (DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow,
+                                DLQAlertsWorkflow)))
     # Without a configuration, the hooks and keys still come from DLQ_TEMPORAL_HOOKS and
     # DLQ_ENCRYPTION_KEYS, as the client's do.
     config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks(),
                                                      encryption_keys=environment_keys()),
                                  task_queue=task_queue)
-    # DLQ_METRICS_PORT=0: this worker neither serves nor counts dlq_* metrics.
     if config.key_ring is not None:  # the activities write and read sealed data columns
         attach_key_ring(engine, config.key_ring)
     # DLQ_METRICS_PORT=0: this worker neither serves nor counts dlq_* metrics.
-    entry = EntryActivities(engine, metrics=config.metrics_port != 0)
+    entry = EntryActivities(engine, metrics=config.metrics_port != 0,
+                            grouping=config.grouping_enabled)
+    alerts = AlertActivities(engine, config)
     service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
     maintenance = MaintenanceActivities(service)
     bulk = BulkActivities(service)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow],
+        workflows=[DLQEntryWorkflow, DLQMaintenanceWorkflow, BulkReplayWorkflow,
+                   DLQAlertsWorkflow],
         activities=[entry.persist_entry, entry.run_replay_handler,
                     maintenance.maintenance_cleanup, maintenance.maintenance_purge,
-                    bulk.freeze_bulk_set, bulk.replay_bulk_page],
+                    bulk.freeze_bulk_set, bulk.replay_bulk_page,
+                    alerts.evaluate_alerts, alerts.deliver_alert, alerts.finish_alert],
         workflow_runner=workflow_runner(),
         interceptors=worker_interceptors(config),
         # persist_entry is a sync activity (SQLAlchemy); it runs in this pool.
@@ -187,6 +194,7 @@ async def run_worker(config: DLQConfig, *, handler_modules: Sequence[str] = (),
     await ensure_search_attributes(client, config.namespace)
     if config.maintenance_enabled:
         await ensure_maintenance_schedule(client, config)
+    await ensure_alerts_schedule(client, config)
     worker = build_worker(client, task_queue=config.task_queue, engine=engine, config=config)
     # Drain the outbox this worker is pointed at (entries stored while Temporal was away).
     relay_service = AsyncDLQService(config, SQLModelRepository(engine), client=client)

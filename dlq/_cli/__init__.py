@@ -5,6 +5,7 @@ Each module adds the commands of one area to the shared :data:`app`.
 
 from dlq._cli import (  # noqa: F401 - they register commands
     entries,
+    groups,
     keys,
     maintenance,
     outbox,

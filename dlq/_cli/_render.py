@@ -20,7 +20,7 @@ FIELDS = ("domain", "failure_type", "entity_type", "entity_id", "user_id", "erro
           "error_message", "last_error", "recommended_action", "next_action_hint",
           "occurrences", "dedup_key", "workflow_id", "created_at", "updated_at",
           "last_attempt_at", "expires_at", "resolved_at", "closed_at", "resolution_type",
-          "resolution_notes", "data_edits", "data_edited_at")
+          "resolution_notes", "data_edits", "data_edited_at", "fingerprint")
 
 
 def status_style(status: str) -> str:

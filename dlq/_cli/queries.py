@@ -22,6 +22,8 @@ def list_cmd(
     entity_id: Annotated[str | None, typer.Option(help="Only this entity id.")] = None,
     user_id: Annotated[int | None, typer.Option(help="Only this user id.")] = None,
     error_code: Annotated[str | None, typer.Option(help="Only this error code.")] = None,
+    group: Annotated[str | None, typer.Option(
+        help="Only this failure group (fingerprint, see `dlq groups`).")] = None,
     search: Annotated[str | None, typer.Option(
         help="Text the error message contains (case-insensitive).")] = None,
     created_after: Annotated[str | None, typer.Option(help="ISO 8601 time.")] = None,
@@ -35,7 +37,7 @@ def list_cmd(
         "status": status, "domain": domain, "failure_type": failure_type,
         "entity_type": entity_type, "entity_id": entity_id, "user_id": user_id,
         "error_code": error_code, "error_message": search, "created_after": created_after,
-        "created_before": created_before}
+        "created_before": created_before, "group": group}
     out = run(lambda s: s.list_entries({k: v for k, v in filters.items() if v},
                                        page=page, page_size=page_size))
     if as_json:

@@ -30,6 +30,8 @@ def redrive(
     actor: ActorOption,
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
     failure_type: Annotated[str | None, typer.Option(help="Only this failure type.")] = None,
+    group: Annotated[str | None, typer.Option(
+        help="Only this failure group (its fingerprint, see `dlq groups`).")] = None,
     status: Annotated[list[str] | None, typer.Option(help="Statuses (default: replayable).")
                       ] = None,
     reason: Annotated[str, typer.Option(help="Why (audited on every entry).")] = "",
@@ -42,7 +44,7 @@ def redrive(
 ) -> None:
     """Redrive many entries as a durable bulk replay (preview it with --dry-run)."""
     filters = {k: v for k, v in (("domain", domain), ("failure_type", failure_type),
-                                 ("status", status)) if v}
+                                 ("group", group), ("status", status)) if v}
     out = run(lambda s: s.bulk_replay(
         filters, rate_per_second=rate, throttle=throttle, dry_run=dry_run, canary=canary,
         canary_min_success=canary_min_success, actor_id=actor, reason=reason))

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dlq._config import DLQConfig
-from dlq._http import codec, debug, entries, maintenance, metrics, pages, redrives
+from dlq._http import (
+    codec,
+    debug,
+    entries,
+    group_pages,
+    groups,
+    maintenance,
+    metrics,
+    pages,
+    redrives,
+)
 from dlq._http.auth import Settings
 from dlq._http.errors import install_error_handlers
 from dlq._service import AsyncDLQService
@@ -62,12 +72,13 @@ def create_app(config: DLQConfig | None = None, *, service: AsyncDLQService | No
     app.state.service = service
     app.state.auth = Settings(tokens=config.api_tokens, insecure_local=insecure_local)
     install_error_handlers(app)
-    for module in (entries, redrives, maintenance):
+    for module in (entries, redrives, maintenance, groups):
         app.include_router(module.router, prefix="/api")
     if config.debug:
         # Outside debug mode the route does not exist (404, as the reference gates it).
         app.include_router(debug.router, prefix="/api")
     app.include_router(metrics.router)
+    app.include_router(group_pages.router)
     app.include_router(pages.router)
     app.include_router(codec.router)  # /codec: the Web UI's and temporal CLI's codec server
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -34,6 +34,7 @@ class ListQuery(BaseModel):
     error_message: str | None = Field(None, description="Text the error message contains.")
     created_after: str | None = Field(None, description="ISO 8601.")
     created_before: str | None = Field(None, description="ISO 8601.")
+    group: str | None = Field(None, description="A failure group's fingerprint.")
     page: int = Field(1, ge=1)
     page_size: int = Field(20, ge=1, le=100)
 

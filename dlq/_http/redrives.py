@@ -31,6 +31,7 @@ class RedriveBody(BaseModel):
     error_message: str | None = None
     created_after: str | None = None
     created_before: str | None = None
+    group: str | None = Field(None, description="Only this failure group (fingerprint).")
     dry_run: bool = Field(False, description="Only preview: count, breakdown, sample.")
     reason: str = Field("", description="Why (audited on every entry; required to start).")
     rate_per_second: float | None = Field(None, gt=0)
@@ -42,7 +43,7 @@ class RedriveBody(BaseModel):
     def filters(self) -> dict[str, object]:
         """The list filters of this redrive."""
         keys = ("status", "domain", "failure_type", "entity_type", "error_code",
-                "error_message", "created_after", "created_before")
+                "error_message", "created_after", "created_before", "group")
         return {k: getattr(self, k) for k in keys if getattr(self, k)}
 
 

@@ -13,6 +13,7 @@ Modules: :mod:`~dlq._sql.writes` (what the workflow projects),
 """
 
 from dlq._sql.bulk import bulk_breakdown, bulk_page_ids, drop_bulk_set, freeze_bulk_set
+from dlq._sql.groups import ensure_group
 from dlq._sql.lists import (
     DATETIME_COLUMNS,
     LIST_COLUMNS,
@@ -74,6 +75,7 @@ __all__ = [
     "count_entries",
     "current_entry_id",
     "drop_bulk_set",
+    "ensure_group",
     "entry_to_data",
     "entry_to_dict",
     "expired_entry_ids",

@@ -42,13 +42,16 @@ LIST_COLUMNS = (
     *(f for f in FAILURE_FIELDS if f not in DATA_FIELDS and f != "dedup_key"),
     "status", "retry_count", "max_retries", "occurrences", "last_error", "resolution_type",
     "version", "dedup_key", "created_at", "updated_at", "expires_at", "resolved_at",
-    "closed_at", "last_attempt_at", "last_seen_at",
+    "closed_at", "last_attempt_at", "last_seen_at", "fingerprint",
 )
 NEWEST_FIRST = (col(DLQEntry.created_at).desc(), col(DLQEntry.id).desc())
 DATETIME_COLUMNS = tuple(c for c in LIST_COLUMNS
                          if isinstance(sa.inspect(DLQEntry).columns[c].type, UTCDateTime))
 _DATETIME_POSITIONS = tuple((LIST_COLUMNS.index(c), c) for c in DATETIME_COLUMNS)
-_EQUAL_FILTERS = ("domain", "failure_type", "entity_type", "entity_id", "error_code", "user_id")
+_EQUAL_FILTERS = ("domain", "failure_type", "entity_type", "entity_id", "error_code", "user_id",
+                  "group")
+# Filters named otherwise than their column.
+_FILTER_COLUMNS = {"group": "fingerprint"}
 # Distinct SQL texts kept: filter shapes x page sizes x kinds x dialects. Shapes
 # come from a fixed set of filter keys, so real use stays far below this.
 SQL_CACHE_SIZE = 512
@@ -66,7 +69,7 @@ def conditions(f: EntryFilters) -> list[Any]:
     for name in _EQUAL_FILTERS:
         value = getattr(f, name)
         if value is not None:
-            conds.append(getattr(DLQEntry, name) == value)
+            conds.append(getattr(DLQEntry, _FILTER_COLUMNS.get(name, name)) == value)
     if f.created_after is not None:
         conds.append(col(DLQEntry.created_at) >= f.created_after)
     if f.created_before is not None:
@@ -163,7 +166,7 @@ def _where_text(shape: tuple[Any, ...], mark: str) -> list[str]:
         elif item == "error_message":
             parts.append(f"lower(error_message) LIKE {mark} ESCAPE '/'")
         else:
-            parts.append(f"{item} = {mark}")
+            parts.append(f"{_FILTER_COLUMNS.get(item, item)} = {mark}")
     return parts
 
 

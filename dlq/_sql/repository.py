@@ -17,9 +17,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dlq._filters import EntryFilters
+from dlq._groups import GroupFilters
 from dlq._models import FailedOperationData
 from dlq._reads import ThreadReads
-from dlq._sql import bulk, lists, maintenance, purges, queries, writes
+from dlq._sql import alerts, bulk, groups, lists, maintenance, purges, queries, writes
 
 __all__ = ["FailedOperationRepository", "SQLModelRepository"]
 
@@ -137,6 +138,23 @@ class FailedOperationRepository(Protocol):
         """What a redrive would take (for ``dry_run``)."""
         ...
 
+    def list_groups(self, filters: GroupFilters, offset: int, limit: int,
+                    now: datetime) -> tuple[list[dict[str, Any]], int]:
+        """One page of failure groups (most recently seen first) and the total count."""
+        ...
+
+    def get_group(self, fingerprint: str, now: datetime) -> dict[str, Any] | None:
+        """One failure group, or None."""
+        ...
+
+    def list_alerts(self, limit: int, rule: str | None) -> list[dict[str, Any]]:
+        """Recorded alerts, newest first."""
+        ...
+
+    def prune_group_minutes(self, now: datetime) -> int:
+        """Drop failure groups' per-minute counts older than a day."""
+        ...
+
 
 Kind = Literal["hot", "read", "write"]
 
@@ -205,3 +223,7 @@ class SQLModelRepository:
     drop_bulk_set = _on("write", bulk.drop_bulk_set)
     bulk_page_ids = _on("read", bulk.bulk_page_ids)
     bulk_breakdown = _on("read", bulk.bulk_breakdown)
+    list_groups = _on("read", groups.list_groups)
+    get_group = _on("read", groups.get_group)
+    list_alerts = _on("read", alerts.list_alerts)
+    prune_group_minutes = _on("write", groups.prune_group_minutes)

@@ -54,7 +54,8 @@ def _entry_statements(dialect: str, data_changed: bool = False) -> tuple[Any, An
     """
     table = _ENTRY_TABLE
     insert = DIALECTS[dialect].insert
-    columns = (*MUTABLE_COLUMNS, "id", "metadata", "original_data", *DATA_COLUMNS)
+    columns = (*MUTABLE_COLUMNS, "id", "metadata", "original_data", "fingerprint",
+               *DATA_COLUMNS)
     changing = (*MUTABLE_COLUMNS, *(EDITED_COLUMNS if data_changed else ()))
     ins = insert(table).values({name: sa.bindparam(name, type_=table.c[name].type)
                                 for name in columns})
@@ -73,7 +74,7 @@ def _entry_statements(dialect: str, data_changed: bool = False) -> tuple[Any, An
 
 
 def upsert_entry(*, session: Session, state: EntryState, include_data: bool,
-                 data_changed: bool = False) -> bool:
+                 data_changed: bool = False, fingerprint: str | None = None) -> bool:
     """Write the entry row at ``state.version`` unless a newer version is stored.
 
     Args:
@@ -83,6 +84,8 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool,
             only the mutable columns of an existing row are updated.
         data_changed: The editable data was edited: write ``request_data``,
             ``snapshot_data`` and ``original_data`` too.
+        fingerprint: The entry's failure group, written with a new row only
+            (None: no group).
 
     Returns:
         True if the row changed, False if the stored version was not older.
@@ -96,7 +99,7 @@ def upsert_entry(*, session: Session, state: EntryState, include_data: bool,
     if not include_data:
         values.update(w_id=state.id, w_version=state.version)
         return session.execute(update, values).first() is not None
-    values.update(id=state.id, metadata=state.metadata,
+    values.update(id=state.id, metadata=state.metadata, fingerprint=fingerprint,
                   **{name: getattr(state, name) for name in DATA_COLUMNS})
     # RETURNING, because rowcount is not reliable for upserts on every driver.
     return session.execute(upsert, values).first() is not None

@@ -11,7 +11,15 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dlq._db import DLQAuditEventRow, DLQEntry, create_db_engine, migrate
+from dlq._db import (
+    DLQAlertRow,
+    DLQAuditEventRow,
+    DLQEntry,
+    DLQGroupMinuteRow,
+    DLQGroupRow,
+    create_db_engine,
+    migrate,
+)
 
 PG_ADMIN_URL = os.environ.get("DLQ_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -41,5 +49,7 @@ def empty_read_model(url: str) -> Iterator[Engine]:
     with eng.begin() as conn:  # every test starts from an empty read model
         conn.execute(sa.delete(DLQAuditEventRow))
         conn.execute(sa.delete(DLQEntry))
+        for table in (DLQGroupRow, DLQGroupMinuteRow, DLQAlertRow):
+            conn.execute(sa.delete(table))
     yield eng
     eng.dispose()

@@ -3,8 +3,9 @@
 ``python -m tests.workflows.record_histories [--force]`` starts a Temporal dev
 server and a DLQ worker process (:mod:`dlq._procs`, ``worker.py --handlers
 tests.support.handlers``) in a temporary folder, drives representative
-transitions of ``DLQEntryWorkflow``, ``BulkReplayWorkflow`` and
-``DLQMaintenanceWorkflow``, checks that each ended where its name says, and
+transitions of ``DLQEntryWorkflow``, ``BulkReplayWorkflow``,
+``DLQMaintenanceWorkflow`` and ``DLQAlertsWorkflow`` (against a local webhook
+receiver), checks that each ended where its name says, and
 writes each history as JSON (``WorkflowHistory.to_json()``) to
 ``tests/workflows/histories/<release>/<name>.json``, ``<release>`` being the
 project's version in ``pyproject.toml``.
@@ -12,6 +13,8 @@ project's version in ``pyproject.toml``.
 Record once per release whose workflow code changed, commit the files, and
 never re-record an older release: its files are what workflows started by that
 release look like, and the current code must go on replaying them.
+``--only SCENARIO`` records the scenarios of a workflow added within a release
+(e.g. ``--only alerts_scenarios``) and leaves the other files as they are.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ from pathlib import Path
 from temporalio.client import Client
 
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
+from dlq._alert_messages import AlertsInput, AlertsResult
+from dlq._alert_schedule import ALERTS_WORKFLOW
 from dlq._connect import connect
 from dlq._messages import BulkReplayInput, MaintenanceInput, MaintenanceResult
 from dlq._procs import ROOT, DevServer, WorkerProcess
 from dlq._temporal import MAINTENANCE_WORKFLOW, dedup_workflow_id
 from tests.support.helpers import eventually, store, wait_status, with_config
+from tests.support.webhook import webhook_receiver
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 TASK_QUEUE = "dlq-record"
@@ -226,13 +232,46 @@ async def maintenance_scenarios(r: Recorder) -> None:
         await r.save(name, wid)
 
 
+# Alert rules of the recording worker: one domain's new groups go to a webhook that
+# takes them, another's to one that answers 404 (a delivery that fails for good).
+ALERT_DOMAINS = {"ok": "t-alert-ok", "gone": "t-alert-gone"}
+
+
+def alert_rules(url: str) -> str:
+    """``DLQ_ALERT_RULES`` of the recording worker."""
+    import json
+
+    return json.dumps([{"name": f"new-{kind}", "kind": "new_group", "domain": domain,
+                        "webhooks": [{"url": f"{url}/{kind}"}]}
+                       for kind, domain in ALERT_DOMAINS.items()])
+
+
+async def alerts_scenarios(r: Recorder) -> None:
+    """An evaluation that delivers, one whose webhook refuses, one inside the cooldown."""
+    async def evaluate(name: str, expected: AlertsResult) -> None:
+        wid = f"dlq-alerts-record-{uuid.uuid4().hex[:8]}"
+        result = await r.client.execute_workflow(
+            ALERTS_WORKFLOW, AlertsInput(retry_initial_seconds=0.2), id=wid,
+            task_queue=r.config.task_queue, result_type=AlertsResult)
+        assert result == expected, (name, result)
+        await r.save(name, wid)
+
+    await store(r.service, ALERT_DOMAINS["ok"])
+    await evaluate("alerts_delivered", AlertsResult(raised=1, delivered=1))
+    await evaluate("alerts_in_cooldown", AlertsResult())
+    await store(r.service, ALERT_DOMAINS["gone"])
+    await evaluate("alerts_webhook_refused", AlertsResult(raised=1, failed=1))
+
+
 SCENARIOS: list[Callable[[Recorder], Awaitable[None]]] = [
-    entry_scenarios, dedup_scenarios, bulk_scenarios, maintenance_scenarios]
+    entry_scenarios, dedup_scenarios, bulk_scenarios, maintenance_scenarios, alerts_scenarios]
 
 
-async def record(out: Path) -> list[str]:
-    """Run a stack in a temporary folder, drive every scenario, write the histories to ``out``."""
-    with tempfile.TemporaryDirectory(prefix="dlq-record-") as tmp_name:
+async def record(out: Path, only: list[str] | None = None) -> list[str]:
+    """Run a stack in a temporary folder, drive the scenarios, write the histories to ``out``."""
+    scenarios = [s for s in SCENARIOS if not only or s.__name__ in only]
+    with (tempfile.TemporaryDirectory(prefix="dlq-record-") as tmp_name,
+          webhook_receiver(by_path={"/gone": 404}) as receiver):
         tmp = Path(tmp_name)
         server = DevServer(log_path=tmp / "temporal.log", db_file=tmp / "temporal.db",
                            headless=True, log_level="error", extra_args=[
@@ -244,7 +283,10 @@ async def record(out: Path) -> list[str]:
                            replay_timeout=2.0, store_timeout=15.0, maintenance_enabled=False)
         env = {**os.environ, "DLQ_DATABASE_URL": config.database_url,
                "DLQ_OUTBOX_PATH": str(tmp / "worker-outbox.db"),
-               "DLQ_MAINTENANCE_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+               "DLQ_MAINTENANCE_ENABLED": "false", "PYTHONPATH": str(ROOT),
+               # The schedule would evaluate on its own too: not within the recording.
+               "DLQ_ALERT_RULES": alert_rules(receiver.url),
+               "DLQ_ALERTS_INTERVAL_SECONDS": "86400"}
         worker = WorkerProcess(address=server.address, task_queue=TASK_QUEUE,
                                handlers=["tests.support.handlers"], log_path=tmp / "worker.log",
                                env=env, cwd=ROOT)
@@ -253,7 +295,7 @@ async def record(out: Path) -> list[str]:
             await server.restart()
             await worker.restart()
             recorder = Recorder(await connect(server.address), config, out)
-            for scenario in SCENARIOS:
+            for scenario in scenarios:
                 await scenario(recorder)
             worker.check_alive()
             return recorder.written
@@ -272,8 +314,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", default=release(), help="folder name (default: version)")
     parser.add_argument("--force", action="store_true", help="replace existing files")
+    parser.add_argument("--only", default="", help="comma-separated scenario functions to "
+                        "record (keeps the other files)")
     args = parser.parse_args()
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - {s.__name__ for s in SCENARIOS})
+    if unknown:
+        raise SystemExit(f"unknown scenarios {unknown}; known: "
+                         f"{', '.join(s.__name__ for s in SCENARIOS)}")
     out = HISTORIES / args.release
+    if only:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"recording {', '.join(only)} into {out}", flush=True)
+        written = asyncio.run(record(out, only))
+        print(f"{len(written)} histories written to {out}")
+        return
     if out.exists() and any(out.iterdir()) and not args.force:
         raise SystemExit(f"{out} already has histories; recorded histories of a release are "
                          "kept as they are (use --force while that release is unreleased)")

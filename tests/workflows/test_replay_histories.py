@@ -4,9 +4,10 @@
 ``python -m tests.workflows.record_histories`` with the code of that release
 (``WorkflowHistory.to_json()``). Workflows started by an older release may
 still be running when a worker with this code picks them up, so a change to
-the command sequence of ``DLQEntryWorkflow``, ``BulkReplayWorkflow`` or
-``DLQMaintenanceWorkflow`` that breaks any of these histories fails here (the
-fix is ``workflow.patched()``, not re-recording an old release).
+the command sequence of ``DLQEntryWorkflow``, ``BulkReplayWorkflow``,
+``DLQMaintenanceWorkflow`` or ``DLQAlertsWorkflow`` that breaks any of these
+histories fails here (the fix is ``workflow.patched()``, not re-recording an
+old release).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from temporalio.workflow import NondeterminismError
 from dlq import DLQConfig
 from dlq._connect import replayer
 from dlq._procs import ROOT
+from dlq.workflows.alerts import DLQAlertsWorkflow
 from dlq.workflows.bulk import BulkReplayWorkflow
 from dlq.workflows.entry import DLQEntryWorkflow
 from dlq.workflows.maintenance import DLQMaintenanceWorkflow
@@ -44,7 +46,8 @@ def test_the_current_release_has_recorded_histories() -> None:
     assert recorded, f"no histories in {HISTORIES / version}; run the recorder"
     types = {load(p).events[0].workflow_execution_started_event_attributes.workflow_type.name
              for p in FILES if p.parent.name == version}
-    assert types == {"DLQEntryWorkflow", "BulkReplayWorkflow", "DLQMaintenanceWorkflow"}
+    assert types == {"DLQEntryWorkflow", "BulkReplayWorkflow", "DLQMaintenanceWorkflow",
+                     "DLQAlertsWorkflow"}
 
 
 # The replayer a worker's hooks would give (data converter, interceptors, plugins).
@@ -53,7 +56,7 @@ CONFIG = DLQConfig(temporal_envconfig=False)
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_checked_in_history_replays(path: Path) -> None:
-    workflows = [DLQEntryWorkflow, BulkReplayWorkflow, DLQMaintenanceWorkflow]
+    workflows = [DLQEntryWorkflow, BulkReplayWorkflow, DLQMaintenanceWorkflow, DLQAlertsWorkflow]
     # Raises on a nondeterminism error (or any other workflow task failure).
     await replayer(CONFIG, workflows).replay_workflow(load(path))
 
