@@ -76,8 +76,9 @@ class EntryActivities:
             if applied:
                 # Counted only when this write moved the row: each event once.
                 metrics.count_persisted_events(state.domain, state.failure_type, input.events)
-            info = activity.info()
-            if not info.is_local and info.attempt == 1:
+            # Called outside an activity (a tool or test writing directly): no fallback.
+            info = activity.info() if activity.in_activity() else None
+            if info is not None and not info.is_local and info.attempt == 1:
                 metrics.count_persist_fallback()
         return PersistResult(applied=applied, version=input.state.version)
 

@@ -292,16 +292,16 @@ class DLQConfig:
         object.__setattr__(self, "codec_cors_origins", tuple(self.codec_cors_origins))
         # Parsed now, so a bad ring fails where it was configured.
         object.__setattr__(self, "_key_ring", parse_key_ring(self.encryption_keys))
+        object.__setattr__(self, "alert_rules", parse_alert_rules(self.alert_rules))
+        if self.alerts_interval_seconds < 10:
+            raise ValueError("DLQConfig.alerts_interval_seconds must be >= 10, got "
+                             f"{self.alerts_interval_seconds!r}")
 
     @property
     def key_ring(self) -> KeyRing | None:
         """The parsed ``encryption_keys``, or None when encryption is off."""
         ring: KeyRing | None = self.__dict__["_key_ring"]
         return ring
-        object.__setattr__(self, "alert_rules", parse_alert_rules(self.alert_rules))
-        if self.alerts_interval_seconds < 10:
-            raise ValueError("DLQConfig.alerts_interval_seconds must be >= 10, got "
-                             f"{self.alerts_interval_seconds!r}")
 
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:

@@ -65,7 +65,7 @@ def truth(engine: Engine, fp: str) -> dict[str, int]:
 
 
 def test_similar_failures_share_a_group_whose_counts_follow_every_write(engine: Engine) -> None:
-    acts = EntryActivities(engine)
+    acts = EntryActivities(engine, metrics=False)  # called directly: no activity context
     states = [new_state(f"g-{i}", f"order {1000 + i} timed out after {i}s") for i in range(3)]
     other = new_state("g-other", "order 1 timed out after 1s", code="E43")
     for s in (*states, other):
@@ -110,7 +110,7 @@ def test_similar_failures_share_a_group_whose_counts_follow_every_write(engine: 
 
 
 def test_first_and_last_seen_and_the_hour_and_day_windows(engine: Engine) -> None:
-    acts = EntryActivities(engine)
+    acts = EntryActivities(engine, metrics=False)  # called directly: no activity context
     now = datetime.now(UTC)
     for i, age in enumerate((timedelta(hours=30), timedelta(hours=5), timedelta(minutes=5))):
         persist(acts, new_state(f"w-{i}", f"job {i} failed", at=now - age), first=True)
@@ -129,7 +129,7 @@ def test_first_and_last_seen_and_the_hour_and_day_windows(engine: Engine) -> Non
 
 
 def test_entries_carry_their_fingerprint_and_filter_by_group(engine: Engine) -> None:
-    acts = EntryActivities(engine)
+    acts = EntryActivities(engine, metrics=False)  # called directly: no activity context
     for i in range(4):
         persist(acts, new_state(f"f-{i}", f"timeout {i}", code="A" if i < 3 else "B"), first=True)
     fp = fingerprint("payment", "PG_TIMEOUT", "A", "timeout 0")
@@ -148,7 +148,7 @@ def test_entries_carry_their_fingerprint_and_filter_by_group(engine: Engine) -> 
 
 
 def test_list_groups_pages_and_filters(engine: Engine) -> None:
-    acts = EntryActivities(engine)
+    acts = EntryActivities(engine, metrics=False)  # called directly: no activity context
     now = datetime.now(UTC)
     for i, (domain, code) in enumerate([("payment", "A"), ("payment", "B"), ("webhook", "A")]):
         persist(acts, new_state(f"l-{i}", "boom", code=code, domain=domain,
@@ -170,7 +170,7 @@ def test_list_groups_pages_and_filters(engine: Engine) -> None:
 
 
 def test_grouping_off_writes_no_fingerprint_and_no_group(engine: Engine) -> None:
-    acts = EntryActivities(engine, grouping=False)
+    acts = EntryActivities(engine, grouping=False, metrics=False)
     persist(acts, new_state("n-0", "no group"), first=True)
     repo = SQLModelRepository(engine)
     assert repo.get_detail("n-0")["fingerprint"] is None
