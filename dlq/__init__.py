@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dlq._errors import (
         DLQEntryNotFoundError,
         DLQError,
+        DLQInvalidInputError,
         DLQReplayError,
         DLQStateConflictError,
         DLQUnavailableError,
@@ -55,6 +56,7 @@ _EXPORTS = {
     "DLQError": "dlq._errors",
     "DLQReplayError": "dlq._errors",
     "DLQStateConflictError": "dlq._errors",
+    "DLQInvalidInputError": "dlq._errors",
     "DLQUnavailableError": "dlq._errors",
     "FailureFields": "dlq._fields",
     "HandlerRegistry": "dlq._handlers",
@@ -96,6 +98,7 @@ __all__ = [
     "DLQStatus",
     "DLQThrottleBatchReplayResult",
     "DLQThrottleReplayResult",
+    "DLQInvalidInputError",
     "DLQUnavailableError",
     "ENTRY_WORKFLOW",
     "EntryInput",

@@ -13,6 +13,7 @@ __all__ = [
     "HTTP_STATUS",
     "DLQEntryNotFoundError",
     "DLQError",
+    "DLQInvalidInputError",
     "DLQReplayError",
     "DLQStateConflictError",
     "DLQUnavailableError",
@@ -23,6 +24,15 @@ __all__ = [
 
 class DLQError(Exception):
     """Base class of every error the DLQ raises on purpose (HTTP 400)."""
+
+
+class DLQInvalidInputError(DLQError, ValueError):
+    """A command's argument is not acceptable (HTTP 400, CLI exit 2).
+
+    A :class:`DLQError`, as the reference raises for a bad resolve status,
+    and a ``ValueError``, as every other bad argument is: the message names
+    the argument and what is wrong. Raised before anything is sent.
+    """
 
 
 class DLQEntryNotFoundError(DLQError):
@@ -66,6 +76,7 @@ HTTP_STATUS: dict[type[Exception], int] = {
     DLQStateConflictError: 409,
     DLQReplayError: 500,
     DLQUnavailableError: 503,
+    DLQInvalidInputError: 400,
     DLQError: 400,
     ValueError: 422,
 }
@@ -87,6 +98,7 @@ ERROR_TYPES: dict[str, type[Exception]] = {
     "DLQStateConflictError": DLQStateConflictError,
     "DLQReplayError": DLQReplayError,
     "DLQUnavailableError": DLQUnavailableError,
+    "DLQInvalidInputError": DLQInvalidInputError,
     "ValueError": ValueError,
 }
 

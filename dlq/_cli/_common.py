@@ -22,6 +22,7 @@ from dlq._blocking import DLQService
 from dlq._errors import (
     DLQEntryNotFoundError,
     DLQError,
+    DLQInvalidInputError,
     DLQReplayError,
     DLQStateConflictError,
     DLQUnavailableError,
@@ -51,6 +52,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     DLQStateConflictError: CONFLICT,
     DLQReplayError: REPLAY_FAILED,
     DLQUnavailableError: UNAVAILABLE,
+    DLQInvalidInputError: BAD_INPUT,
     DLQError: ERROR,
     ValueError: BAD_INPUT,
 }
