@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dlq._connect import TemporalHooks, connect
     from dlq._entry import new_dlq_id, new_entry_input
     from dlq._errors import (
+        DLQCommandPendingError,
         DLQEntryNotFoundError,
         DLQError,
         DLQInvalidInputError,
@@ -57,6 +58,7 @@ _EXPORTS = {
     "DLQReplayError": "dlq._errors",
     "DLQStateConflictError": "dlq._errors",
     "DLQInvalidInputError": "dlq._errors",
+    "DLQCommandPendingError": "dlq._errors",
     "DLQUnavailableError": "dlq._errors",
     "FailureFields": "dlq._fields",
     "HandlerRegistry": "dlq._handlers",
@@ -99,6 +101,7 @@ __all__ = [
     "DLQThrottleBatchReplayResult",
     "DLQThrottleReplayResult",
     "DLQInvalidInputError",
+    "DLQCommandPendingError",
     "DLQUnavailableError",
     "ENTRY_WORKFLOW",
     "EntryInput",

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "ERROR_TYPES",
     "HTTP_STATUS",
+    "DLQCommandPendingError",
     "DLQEntryNotFoundError",
     "DLQError",
     "DLQInvalidInputError",
@@ -69,9 +70,40 @@ class DLQUnavailableError(DLQError):
         return f"cannot reach Temporal: {self.__cause__!r}" if self.__cause__ else "unavailable"
 
 
+class DLQCommandPendingError(DLQError):
+    """A command was sent but not confirmed in time (HTTP 202, CLI exit 3): do not repeat it.
+
+    Not a failure: the command may still take effect. ``accepted`` True means
+    the entry's workflow accepted it (it is in its history and will be
+    applied; the confirmation waits for SQL to catch up or for the replay to
+    finish). False means Temporal holds it but no worker has taken it yet (no
+    worker polling the task queue): a worker applies it, or rejects it as
+    the entry's state then requires, when one polls. ``dlq show <id>`` tells
+    which; sending it again could apply it twice (a retry replays twice).
+
+    Attributes:
+        entry_id: The entry.
+        command: ``retry``, ``force_redrive``, ``resolve`` or ``edit_data``.
+        accepted: Whether the entry's workflow accepted the command.
+        update_id: The Temporal update id the command was sent with.
+    """
+
+    def __init__(self, message: str, *, entry_id: str = "", command: str = "",
+                 accepted: bool = False, update_id: str = "") -> None:
+        super().__init__(message)
+        self.entry_id, self.command = entry_id, command
+        self.accepted, self.update_id = accepted, update_id
+
+    def details(self) -> dict[str, object]:
+        """The fields an HTTP 202 body carries besides the message."""
+        return {"pending": True, "accepted": self.accepted, "id": self.entry_id,
+                "command": self.command, "update_id": self.update_id}
+
+
 # The HTTP status of each public error (the reference's mapping); checked in
 # MRO order, so a subclass's entry wins. ValueError is bad input (422).
 HTTP_STATUS: dict[type[Exception], int] = {
+    DLQCommandPendingError: 202,
     DLQEntryNotFoundError: 404,
     DLQStateConflictError: 409,
     DLQReplayError: 500,
@@ -98,6 +130,7 @@ ERROR_TYPES: dict[str, type[Exception]] = {
     "DLQStateConflictError": DLQStateConflictError,
     "DLQReplayError": DLQReplayError,
     "DLQUnavailableError": DLQUnavailableError,
+    "DLQCommandPendingError": DLQCommandPendingError,
     "DLQInvalidInputError": DLQInvalidInputError,
     "ValueError": ValueError,
 }
