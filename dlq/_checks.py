@@ -30,6 +30,7 @@ OPERATOR_TEXT_LIMITS: dict[str, int] = {
     "notes": 4000,
     "ticket_url": 1000,
     "resolution_type": 100,
+    "actor_id": 200,  # the reference's name of ``actor`` (force_redrive_entry, bulk_replay)
 }
 """Most characters of each text an operator sends with a command (docs/operating.md).
 
@@ -37,7 +38,8 @@ They keep every audit event small (the entry workflow keeps 100 of them in
 the state ``get_state`` returns, which Temporal caps at 2 MiB) and fit the SQL
 columns (``actor`` 255, ``ticket_url`` 1000, ``resolution_type`` 100).
 """
-OPERATOR_TEXT_FIELDS = tuple(OPERATOR_TEXT_LIMITS)
+# The fields of the command inputs (dlq._messages) these limits apply to.
+OPERATOR_TEXT_FIELDS = ("actor", "reason", "notes", "ticket_url", "resolution_type")
 # NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 

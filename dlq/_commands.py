@@ -121,7 +121,7 @@ async def force_redrive_entry(service: AsyncDLQService, pk: str, *,
     if actor is not None and actor_id is not None and actor != actor_id:
         raise ValueError("give actor or actor_id, not two different ones")
     actor_id = actor_id if actor_id is not None else actor
-    check_operator_text(actor=actor_id, reason=reason, ticket_url=ticket_url)
+    check_operator_text(actor_id=actor_id, reason=reason, ticket_url=ticket_url)
     if not (actor_id or "").strip():
         raise ValueError("force_redrive_entry requires actor_id")
     if not (reason or "").strip():

@@ -183,7 +183,7 @@ async def bulk_replay(service: AsyncDLQService, filters: dict[str, Any] | None =
         raise ValueError(f"canary_min_success must be within 0..1, got {canary_min_success}")
     if not 1 <= check_int("page_size", page_size) <= 1000:
         raise ValueError(f"page_size must be within 1..1000, got {page_size}")
-    check_operator_text(actor=actor_id, reason=reason)
+    check_operator_text(actor_id=actor_id, reason=reason)
     if not dry_run and not (actor_id or "").strip():
         raise ValueError("bulk_replay requires actor_id")
     if not dry_run and not (reason or "").strip():
