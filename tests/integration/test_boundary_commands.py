@@ -348,3 +348,41 @@ async def test_non_ascii_error_message_search_ignores_case(service: AsyncDLQServ
         assert [r["id"] for r in page["results"]] == [result.dlq_id], needle
         walked = await service.iter_entries({"error_message": needle})
         assert [r["id"] for r in walked["results"]] == [result.dlq_id], needle
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def test_cli_exit_codes_for_operator_input_and_pending(config: DLQConfig,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from typer.testing import CliRunner
+
+    from dlq import DLQService
+    from dlq._cli import app
+    from dlq._cli._common import BAD_INPUT, UNAVAILABLE
+
+    for name in list(os.environ):
+        if name.startswith("DLQ_"):
+            monkeypatch.delenv(name)
+    for key in ("temporal_address", "task_queue", "database_url", "outbox_path"):
+        monkeypatch.setenv(f"DLQ_{key.upper()}", str(getattr(config, key)))
+    monkeypatch.setenv("DLQ_COMMAND_TIMEOUT", "0.5")
+    with DLQService(config) as svc:
+        pk = svc.store_failure("t-fail", "F", recommended_action="manual_check").dlq_id
+        slow = svc.store_failure("t-slow", "SLOW", recommended_action="manual_check",
+                                 snapshot_data={"sleep": 1.5}).dlq_id
+    runner = CliRunner()
+    for args, line in [
+        (["resolve", pk, "--notes", "n" * 5000],
+         "DLQInvalidInputError: notes is 5000 characters long; the limit is 4000"),
+        (["resolve", pk, "--status", "bogus"], "status must be one of resolved, discarded"),
+        (["force-redrive", pk, "--reason", "r" * 2001], "reason is 2001 characters long"),
+    ]:
+        out = runner.invoke(app, args)
+        assert out.exit_code == BAD_INPUT, out.output
+        assert line in out.output and "Traceback" not in out.output
+    out = runner.invoke(app, ["retry", slow])
+    assert out.exit_code == UNAVAILABLE, out.output
+    assert "pending, not failed" in out.output
