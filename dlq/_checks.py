@@ -10,11 +10,11 @@ from typing import Any
 from dlq._errors import DLQInvalidInputError
 from dlq._state import RESOLVE_TARGETS
 
-__all__ = ["MAX_DAYS", "MAX_LIMIT", "OPERATOR_TEXT_FIELDS", "OPERATOR_TEXT_LIMITS",
-           "RESOLVE_TARGETS", "SQL_INT_MAX", "SQL_INT_MIN", "check_days", "check_entry_id",
-           "check_int", "check_limit", "check_operator_text", "check_rate",
-           "check_resolve_status", "check_text", "now", "operator_text_problem",
-           "unstorable_problem"]
+__all__ = ["MAX_DAYS", "MAX_EDIT_BYTES", "MAX_LIMIT", "OPERATOR_TEXT_FIELDS",
+           "OPERATOR_TEXT_LIMITS", "RESOLVE_TARGETS", "SQL_INT_MAX", "SQL_INT_MIN", "check_days",
+           "check_entry_id", "check_int", "check_limit", "check_operator_text", "check_rate",
+           "check_resolve_status", "check_text", "command_problem", "now",
+           "operator_text_problem", "unstorable_problem"]
 
 MAX_LIMIT = 1_000_000
 """Most rows one call may ask for (``limit``)."""
@@ -38,6 +38,8 @@ They keep every audit event small (the entry workflow keeps 100 of them in
 the state ``get_state`` returns, which Temporal caps at 2 MiB) and fit the SQL
 columns (``actor`` 255, ``ticket_url`` 1000, ``resolution_type`` 100).
 """
+MAX_EDIT_BYTES = 1024 * 1024
+"""Most ``max_bytes`` an edit may ask for (the ceiling of ``DLQ_PAYLOAD_INLINE_BYTES``)."""
 # The fields of the command inputs (dlq._messages) these limits apply to.
 OPERATOR_TEXT_FIELDS = ("actor", "reason", "notes", "ticket_url", "resolution_type")
 # NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8.
@@ -152,6 +154,19 @@ def operator_text_problem(name: str, value: Any) -> str | None:
         return f"{name} is {len(value)} characters long; the limit is {limit}"
     problem = unstorable_problem(value)
     return f"{name} {problem}" if problem else None
+
+
+def command_problem(cmd: Any) -> str | None:
+    """What is wrong with a command input's operator text or edit bound, or None."""
+    for field in OPERATOR_TEXT_FIELDS:
+        problem = operator_text_problem(field, getattr(cmd, field, None))
+        if problem:
+            return problem
+    max_bytes = getattr(cmd, "max_bytes", None)
+    if max_bytes is not None and not 1 <= max_bytes <= MAX_EDIT_BYTES:
+        # A larger bound would let edits grow the state past what get_state can return.
+        return f"max_bytes must be within 1..{MAX_EDIT_BYTES}, got {max_bytes}"
+    return None
 
 
 def check_operator_text(**values: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import pydantic
 
-from dlq._checks import OPERATOR_TEXT_FIELDS, operator_text_problem
+from dlq._checks import command_problem, operator_text_problem
 from dlq._messages import EditDataInput, ForceRedriveInput, ResolveInput, RetryInput
 
 __all__ = ["COMMAND_INPUTS", "REASON_CHARS", "SIGNAL_PATCH", "ParsedSignal", "clip_reason",
@@ -125,9 +125,7 @@ def _parse(name: str, args: tuple[Any, ...], *, strict: bool) -> ParsedSignal:
         command = model.model_validate(raw or {})
     except pydantic.ValidationError as err:
         return ParsedSignal(None, clip_reason(_describe(err)), actor)
-    if strict:
-        for field in OPERATOR_TEXT_FIELDS:
-            problem = operator_text_problem(field, getattr(command, field, None))
-            if problem:
-                return ParsedSignal(None, problem, actor)
+    problem = command_problem(command) if strict else None
+    if problem:
+        return ParsedSignal(None, problem, actor)
     return ParsedSignal(command, None, actor)

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from dlq import _card
     from dlq import _state as sm
     from dlq._card import COMMAND_HELP
-    from dlq._checks import OPERATOR_TEXT_FIELDS, operator_text_problem
+    from dlq._checks import command_problem
     from dlq._messages import (
         AuditRecord,
         CaptureInput,
@@ -262,10 +262,9 @@ class DLQEntryWorkflow:
     def _check_text(self, cmd: Any) -> None:
         # In update validators only (they do not run on replay); signals check
         # the same limits in parse_signal. Keeps get_state under Temporal's limit.
-        for field in OPERATOR_TEXT_FIELDS:
-            problem = operator_text_problem(field, getattr(cmd, field, None))
-            if problem:
-                raise ApplicationError(problem, type="DLQInvalidInputError", non_retryable=True)
+        problem = command_problem(cmd)
+        if problem:
+            raise ApplicationError(problem, type="DLQInvalidInputError", non_retryable=True)
 
     def _check(self, name: str, cmd: Any) -> None:
         try:

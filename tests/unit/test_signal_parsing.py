@@ -47,6 +47,8 @@ def test_a_valid_signal_becomes_its_command() -> None:
     ("resolve", ({"notes": "n" * 4001},), "notes is 4001 characters long; the limit is 4000"),
     ("retry", ({"reason": "\udfff"},), "reason contains a lone surrogate"),
     ("edit_data", ({"request_data": [1], "actor": "a"},), "invalid input: request_data"),
+    ("edit_data", ({"request_data": {"a": 1}, "actor": "a", "max_bytes": 10**9},),
+     "max_bytes must be within 1..1048576"),
 ])
 def test_what_a_signal_cannot_be(name: str, args: tuple, problem: str) -> None:
     parsed = parse_signal(name, args)
