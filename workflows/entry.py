@@ -303,10 +303,11 @@ class DLQEntryWorkflow:
 
     def _reject(self, name: str, reason: str, actor: str | None, *, strict: bool) -> None:
         """Ignore a signal; record why in the audit trail so operators see it in the entry."""
-        reason = clip_reason(reason)
-        workflow.logger.warning("ignored %s signal: %s", name, reason)
+        workflow.logger.warning("ignored %s signal: %s", name, clip_reason(reason))
         if strict:
-            sm.record_rejection(self._state, workflow.now(), signal=name, reason=reason,
+            # The reason names the signal, so the audit line reads on its own.
+            audited = clip_reason(reason if reason.startswith(name) else f"{name}: {reason}")
+            sm.record_rejection(self._state, workflow.now(), signal=name, reason=audited,
                                 actor=actor)
             self._set_details()
 
