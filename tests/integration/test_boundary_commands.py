@@ -199,6 +199,22 @@ def test_http_answers_400_for_operator_text_and_202_for_pending(config: DLQConfi
         assert (body["pending"], body["accepted"], body["id"], body["command"]) == (
             True, True, slow, "retry")
         assert "pending, not failed" in body["error"]
+        # The console says so as "pending", not as an error.
+        import re
+
+        from tests.support.api import TOKENS
+
+        http.headers.pop("Authorization", None)
+        assert http.post("/login", data={"token": TOKENS["olga"][1]},
+                         follow_redirects=False).status_code == 303
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', http.get("/").text)
+        assert csrf is not None
+        with DLQService(config) as svc:
+            slower = svc.store_failure("t-slow", "SLOW", recommended_action="manual_check",
+                                       snapshot_data={"sleep": 1.5}).dlq_id
+        page = http.post(f"/entries/{slower}/retry", data={"csrf_token": csrf.group(1)})
+        assert page.status_code == 200
+        assert 'class="flash flash-pending"' in page.text and "pending, not failed" in page.text
 
 
 async def test_a_slow_replay_is_pending_not_failed(config: DLQConfig, client: Client) -> None:
