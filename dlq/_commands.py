@@ -26,6 +26,7 @@ from dlq._errors import (
     DLQError,
     DLQStateConflictError,
     DLQUnavailableError,
+    as_public_error,
 )
 from dlq._messages import (
     EditDataInput,
@@ -206,6 +207,12 @@ async def resolve_entries_batch(service: AsyncDLQService, pks: list[str],
         except (DLQError, ValueError) as err:
             return {"id": shown, "success": False, "error": str(err),
                     "error_type": type(err).__name__}
+        except Exception as err:  # noqa: BLE001 - one id's failure never stops the rest
+            # SQL or Temporal out of reach: a public error, never a driver's class.
+            public = _public(service, err) or DLQError(
+                f"resolve of entry {shown} failed unexpectedly ({type(err).__name__})")
+            return {"id": shown, "success": False, "error": str(public),
+                    "error_type": type(public).__name__}
 
     results: list[dict[str, Any]] = []
     chunks = 0
@@ -292,7 +299,7 @@ async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
             return await send(workflow_id_for(pk))
         except RPCError as err:
             # Entries with a dedup key live under a shared workflow id; SQL knows it.
-            detail = (await service.get_entry(pk) if err.status == RPCStatusCode.NOT_FOUND
+            detail = (await _sql_detail(service, pk) if err.status == RPCStatusCode.NOT_FOUND
                       else None)
             if not detail or detail["workflow_id"] == workflow_id_for(pk):
                 raise
@@ -312,10 +319,26 @@ async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
         if err.status != RPCStatusCode.NOT_FOUND and "completed" not in err.message:
             raise DLQError(f"{name} failed for entry {pk}: {err.message}") from err
     # The workflow is gone or closed: SQL says whether the entry ever existed.
-    detail = await service.get_entry(pk)
+    detail = await _sql_detail(service, pk)
     if detail is None:
         raise DLQEntryNotFoundError(f"DLQ entry {pk} not found")
     raise DLQStateConflictError(f"entry {pk} is {detail['status']}; it accepts no {name}")
+
+
+def _public(service: AsyncDLQService, err: BaseException) -> DLQError | None:
+    return as_public_error(err, database_url=service.config.database_url,
+                           temporal_address=service.config.temporal_address)
+
+
+async def _sql_detail(service: AsyncDLQService, pk: str) -> dict[str, Any] | None:
+    """The entry's SQL row; SQL out of reach is :class:`DLQUnavailableError`, not a driver error."""
+    try:
+        return await service.get_entry(pk)
+    except Exception as err:
+        public = _public(service, err)
+        if public is None or public is err:
+            raise
+        raise public from err
 
 
 def _pending(service: AsyncDLQService, pk: str, name: str, update_id: str, *,

@@ -122,12 +122,14 @@ async def list_purges(service: AsyncDLQService, limit: int = 20) -> list[dict[st
 async def get_purge(service: AsyncDLQService, purge_id: str,
                     limit: int = 1000) -> dict[str, Any] | None:
     """One purge with the tombstones (id, domain, failure type, times) of what it deleted."""
-    return await asyncio.to_thread(service.repository.get_purge, purge_id, check_limit(limit))
+    return await asyncio.to_thread(service.repository.get_purge,
+                                   check_entry_id(purge_id, "purge_id"), check_limit(limit))
 
 
 async def find_purged_entry(service: AsyncDLQService, entry_id: str) -> dict[str, Any] | None:
     """The tombstone of a purged entry with its purge (who, when, why), or None."""
-    return await asyncio.to_thread(service.repository.find_purged_entry, entry_id)
+    return await asyncio.to_thread(service.repository.find_purged_entry,
+                                   check_entry_id(entry_id, "entry_id"))
 
 
 async def count_archived_older_than(service: AsyncDLQService, older_than_days: int) -> int:

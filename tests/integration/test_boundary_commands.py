@@ -402,3 +402,29 @@ def test_cli_exit_codes_for_operator_input_and_pending(config: DLQConfig,
     out = runner.invoke(app, ["retry", slow])
     assert out.exit_code == UNAVAILABLE, out.output
     assert "pending, not failed" in out.output
+
+
+async def test_unreachable_sql_is_dlq_unavailable_per_id(config: DLQConfig,
+                                                         client: Client) -> None:
+    # Temporal answers "no such workflow"; SQL, which would say whether the entry
+    # ever existed, is down: unavailable, not a driver error, and not the whole batch.
+    service = AsyncDLQService(
+        replace(config, database_url="postgresql+psycopg://dlq@127.0.0.1:1/nowhere"),
+        client=client)
+    missing = "00000000-0000-4000-8000-00000000dead"
+    with pytest.raises(DLQUnavailableError, match="cannot reach the SQL read model"):
+        await service.retry_entry(missing)
+    out = await service.resolve_entries_batch([missing, 5])  # type: ignore[list-item]
+    assert [r["error_type"] for r in out["results"]] == ["DLQUnavailableError", "ValueError"]
+    await service.close()
+
+
+async def test_ids_with_nul_are_value_errors_everywhere(service: AsyncDLQService) -> None:
+    for call, named in [
+        (service.resolve_entry_id("dlq-dedup-ab\x00"), "id contains a NUL"),
+        (service.find_purged_entry("a\x00"), "entry_id contains a NUL"),
+        (service.get_purge("a\x00"), "purge_id contains a NUL"),
+        (service.retry_entry("a\x00"), "pk contains a NUL"),
+    ]:
+        with pytest.raises(ValueError, match=named):
+            await call
