@@ -428,3 +428,18 @@ async def test_ids_with_nul_are_value_errors_everywhere(service: AsyncDLQService
     ]:
         with pytest.raises(ValueError, match=named):
             await call
+
+
+@pytest.mark.parametrize("name", ["retry", "force_redrive", "resolve", "edit_data"])
+@pytest.mark.parametrize("args", [[{}, {}], [{"actor": 5}], ["text"], [{"actor": "a\x00"}]],
+                         ids=["two", "wrong-type", "not-object", "nul"])
+async def test_a_bad_update_is_refused_not_a_wedge(
+        service: AsyncDLQService, client: Client, name: str, args: list[Any]) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    dlq_id = await store(service, "t-fail")
+    handle = client.get_workflow_handle(workflow_id_for(dlq_id))
+    with pytest.raises(WorkflowUpdateFailedError):
+        await asyncio.wait_for(handle.execute_update(name, args=args), 15)
+    state = await assert_entry_healthy(client, dlq_id)
+    assert (state.status, state.version) == ("pending", 1)
