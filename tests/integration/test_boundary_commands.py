@@ -232,7 +232,7 @@ async def test_a_slow_replay_is_pending_not_failed(config: DLQConfig, client: Cl
 
 
 async def test_no_worker_means_pending_and_applied_when_a_worker_comes(
-        config: DLQConfig, client: Client) -> None:
+        config: DLQConfig, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     # An entry whose workflow runs on a task queue no worker polls (yet).
     queue = f"{config.task_queue}-later"
     entry = new_entry_input("t-fail", "F", recommended_action="manual_check", config=config)
@@ -246,6 +246,15 @@ async def test_no_worker_means_pending_and_applied_when_a_worker_comes(
     out = await service.resolve_entries_batch([entry.dlq_id], notes="no worker", actor="ops")
     assert (out["resolved"], out["failed"], out["pending"]) == (0, 0, 1)
     assert out["results"][0]["error_type"] == "DLQCommandPendingError"
+    # The command line says the same, apart from what failed.
+    cli_env(monkeypatch, replace(config, task_queue=queue), DLQ_COMMAND_TIMEOUT="1")
+    from typer.testing import CliRunner
+
+    from dlq._cli import app
+
+    batch = await asyncio.to_thread(CliRunner().invoke, app, ["resolve", entry.dlq_id, "nope"])
+    assert batch.exit_code == 3, batch.output
+    assert "1 of 2 entries were not resolved; 1 pending: sent, not confirmed" in batch.output
     # A worker for that queue comes: the first resolve is applied, the second rejected.
     from dlq._db import create_db_engine, migrate
     from dlq._worker import build_worker
@@ -369,22 +378,28 @@ async def test_non_ascii_error_message_search_ignores_case(service: AsyncDLQServ
 # --- the command line -------------------------------------------------------------------
 
 
-def test_cli_exit_codes_for_operator_input_and_pending(config: DLQConfig,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def cli_env(monkeypatch: pytest.MonkeyPatch, config: DLQConfig, **extra: str) -> None:
+    """The ``dlq`` command's environment: this config, nothing else from DLQ_*."""
     import os
-
-    from typer.testing import CliRunner
-
-    from dlq import DLQService
-    from dlq._cli import app
-    from dlq._cli._common import BAD_INPUT, UNAVAILABLE
 
     for name in list(os.environ):
         if name.startswith("DLQ_"):
             monkeypatch.delenv(name)
     for key in ("temporal_address", "task_queue", "database_url", "outbox_path"):
         monkeypatch.setenv(f"DLQ_{key.upper()}", str(getattr(config, key)))
-    monkeypatch.setenv("DLQ_COMMAND_TIMEOUT", "0.5")
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_cli_exit_codes_for_operator_input_and_pending(config: DLQConfig,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from dlq import DLQService
+    from dlq._cli import app
+    from dlq._cli._common import BAD_INPUT, UNAVAILABLE
+
+    cli_env(monkeypatch, config, DLQ_COMMAND_TIMEOUT="0.5")
     with DLQService(config) as svc:
         pk = svc.store_failure("t-fail", "F", recommended_action="manual_check").dlq_id
         slow = svc.store_failure("t-slow", "SLOW", recommended_action="manual_check",
