@@ -349,8 +349,9 @@ def _pending(service: AsyncDLQService, pk: str, name: str, update_id: str, *,
                f"confirm it within {bound:g}s: the replay is still running or SQL is behind")
     else:
         why = (f"the {name} of entry {pk} was sent but no DLQ worker took it within "
-               f"{bound:g}s (is one polling task queue {service.config.task_queue!r}?); "
-               "Temporal holds it and a worker applies or rejects it when one polls")
+               f"{bound:g}s (is one polling task queue {service.config.task_queue!r}? is "
+               "SQL slow?); Temporal holds it and a worker applies or rejects it when it "
+               "gets to it")
     return DLQCommandPendingError(
         f"pending, not failed: {why}. Check `dlq show {pk}` before sending it again.",
         entry_id=pk, command=name, accepted=accepted, update_id=update_id)

@@ -231,6 +231,52 @@ async def test_a_slow_replay_is_pending_not_failed(config: DLQConfig, client: Cl
     await service.close()
 
 
+async def test_a_resolve_while_sql_is_locked_is_pending_then_applied(
+        config: DLQConfig, client: Client, backend: str) -> None:
+    """Issue 15, item 8: SQL locked; the resolve is applied, so it must not say it failed."""
+    # Past the 5 s of the local persist, the workflow falls back to a regular
+    # activity and the accepted update reaches history; the answer waits for SQL.
+    service = AsyncDLQService(replace(config, command_timeout=7.0), client=client)
+    dlq_id = await store(service, "t-fail")
+    release = asyncio.Event()
+
+    def hold_lock() -> None:
+        if backend == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(config.database_url.removeprefix("sqlite:///"),
+                                   isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+        else:
+            import psycopg
+
+            conn = psycopg.connect(config.database_url.replace("+psycopg", ""))
+            conn.execute("LOCK TABLE dlq_entries IN ACCESS EXCLUSIVE MODE")
+        locked.set()
+        while not release.is_set():
+            time.sleep(0.05)
+        conn.rollback() if backend != "sqlite" else conn.execute("ROLLBACK")
+        conn.close()
+
+    import threading
+    import time
+
+    locked = threading.Event()
+    holder = asyncio.ensure_future(asyncio.to_thread(hold_lock))
+    await asyncio.to_thread(locked.wait, 10)
+    try:
+        with pytest.raises(DLQCommandPendingError) as err:
+            await service.resolve_entry(dlq_id, notes="while locked", actor="ops")
+        assert err.value.accepted and "SQL is behind" in str(err.value)
+    finally:
+        release.set()
+        await holder
+    entry = await wait_status(service, dlq_id, "resolved", timeout=40)
+    assert entry["resolution_notes"] == "while locked"
+    await assert_entry_healthy(client, dlq_id)
+    await service.close()
+
+
 async def test_no_worker_means_pending_and_applied_when_a_worker_comes(
         config: DLQConfig, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     # An entry whose workflow runs on a task queue no worker polls (yet).
