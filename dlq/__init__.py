@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from dlq._connect import TemporalHooks, connect
     from dlq._entry import new_dlq_id, new_entry_input
     from dlq._errors import (
+        DLQCommandPendingError,
         DLQEntryNotFoundError,
         DLQError,
+        DLQInvalidInputError,
         DLQKeyError,
         DLQReplayError,
         DLQStateConflictError,
@@ -60,6 +62,8 @@ _EXPORTS = {
     "DLQKeyError": "dlq._errors",
     "DLQReplayError": "dlq._errors",
     "DLQStateConflictError": "dlq._errors",
+    "DLQInvalidInputError": "dlq._errors",
+    "DLQCommandPendingError": "dlq._errors",
     "DLQUnavailableError": "dlq._errors",
     "FailureFields": "dlq._fields",
     "HandlerRegistry": "dlq._handlers",
@@ -104,6 +108,8 @@ __all__ = [
     "DLQStatus",
     "DLQThrottleBatchReplayResult",
     "DLQThrottleReplayResult",
+    "DLQInvalidInputError",
+    "DLQCommandPendingError",
     "DLQUnavailableError",
     "ENTRY_WORKFLOW",
     "EntryInput",

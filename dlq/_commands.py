@@ -7,14 +7,27 @@ them); ``service`` is the instance.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from dlq._checks import check_resolve_status
-from dlq._errors import ERROR_TYPES, DLQEntryNotFoundError, DLQError, DLQStateConflictError
+from dlq._checks import check_entry_id, check_int, check_operator_text, check_resolve_status
+from dlq._errors import (
+    ERROR_TYPES,
+    DLQCommandPendingError,
+    DLQEntryNotFoundError,
+    DLQError,
+    DLQStateConflictError,
+    DLQUnavailableError,
+    as_public_error,
+)
 from dlq._messages import (
     EditDataInput,
     EditDataResult,
@@ -67,6 +80,9 @@ async def retry_entry_as(service: AsyncDLQService, pk: str, *, actor: str | None
     (redrive, entry): Temporal runs an update id once, so a repeated call
     never replays twice.
     """
+    check_operator_text(actor=actor, reason=reason)
+    if trigger not in ("manual", "bulk"):
+        raise ValueError(f"trigger must be manual or bulk, got {trigger!r:.40}")
     result = await _update(
         service, pk, "retry",
         RetryInput(dlq_id=pk, actor=actor, reason=reason, trigger=trigger),
@@ -76,7 +92,8 @@ async def retry_entry_as(service: AsyncDLQService, pk: str, *, actor: str | None
 
 async def force_redrive_entry(service: AsyncDLQService, pk: str, *,
                               actor_id: str | None = None, reason: str = "",
-                              ticket_url: str | None = None) -> dict[str, Any]:
+                              ticket_url: str | None = None,
+                              actor: str | None = None) -> dict[str, Any]:
     """Force-redrive an entry past the cap gate (audited operator override).
 
     Grants a fresh budget and replays now. A still-broken entry converges
@@ -86,6 +103,7 @@ async def force_redrive_entry(service: AsyncDLQService, pk: str, *,
         service: The service.
         pk: Entry id.
         actor_id: Acting operator (required, recorded in the audit trail).
+        actor: The same, under the key every other command uses (give one).
         reason: Justification (required, recorded).
         ticket_url: Optional change or incident ticket (recorded).
 
@@ -94,11 +112,17 @@ async def force_redrive_entry(service: AsyncDLQService, pk: str, *,
         fresh budget.
 
     Raises:
-        ValueError: Missing ``actor_id`` or ``reason``.
+        ValueError: Missing ``actor_id`` or ``reason``, or text over its
+            limit (:class:`DLQInvalidInputError`).
         DLQEntryNotFoundError: Unknown id (404).
         DLQStateConflictError: Entry closed or replaying (409).
         DLQReplayError: No handler, or an unexpected replay failure (500).
+        DLQCommandPendingError: Sent, not confirmed in time (202).
     """
+    if actor is not None and actor_id is not None and actor != actor_id:
+        raise ValueError("give actor or actor_id, not two different ones")
+    actor_id = actor_id if actor_id is not None else actor
+    check_operator_text(actor_id=actor_id, reason=reason, ticket_url=ticket_url)
     if not (actor_id or "").strip():
         raise ValueError("force_redrive_entry requires actor_id")
     if not (reason or "").strip():
@@ -124,11 +148,15 @@ async def resolve_entry(service: AsyncDLQService, pk: str, notes: str = "",
         ``current_status``, ``resolved_at`` (ISO) and ``notes``.
 
     Raises:
-        ValueError: ``status`` is not ``resolved`` or ``discarded``.
+        DLQInvalidInputError: ``status`` is not ``resolved`` or
+            ``discarded``, or a text is over its limit (a ``DLQError``,
+            HTTP 400, and a ``ValueError``).
         DLQEntryNotFoundError: Unknown id (404).
         DLQStateConflictError: Entry already closed (409).
+        DLQCommandPendingError: Sent, not confirmed in time (202).
     """
     check_resolve_status(status)
+    check_operator_text(notes=notes or "", resolution_type=resolution_type, actor=actor)
     result = await _update(
         service, pk, "resolve",
         ResolveInput(dlq_id=pk, notes=notes or "", resolution_type=resolution_type,
@@ -147,25 +175,44 @@ async def resolve_entries_batch(service: AsyncDLQService, pks: list[str],
     ``actor`` is recorded in each entry's audit trail.
 
     Returns:
-        Dict with ``total``, ``resolved``, ``failed``, ``chunks`` and
-        ``results`` (one per id: ``id``, ``success``, ``current_status``
-        or ``error`` and ``error_type``).
+        Dict with ``total``, ``resolved``, ``failed``, ``pending``, ``chunks``
+        and ``results`` (one per id: ``id``, ``success``, ``current_status``
+        or ``error`` and ``error_type``; ``pending`` True for a resolve sent
+        but not confirmed in time, which is not counted as failed). A bad id
+        (not a string, empty) is a ``ValueError`` in its own result.
 
     Raises:
-        ValueError: ``status`` is invalid (checked before anything changes).
+        ValueError: ``pks`` is not a list of ids, or ``status``, ``notes``,
+            ``actor`` or ``chunk_size`` is invalid (checked before anything changes).
     """
+    if isinstance(pks, str | bytes) or not isinstance(pks, list | tuple):
+        raise ValueError(f"pks must be a list of entry ids, got {type(pks).__name__}")
     check_resolve_status(status)
-    size = chunk_size or service.config.batch_size
+    check_operator_text(notes=notes or "", resolution_type=resolution_type, actor=actor)
+    size = service.config.batch_size if chunk_size is None else check_int("chunk_size",
+                                                                           chunk_size)
     if size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {size}")
 
-    async def one(pk: str) -> dict[str, Any]:
+    async def one(pk: Any) -> dict[str, Any]:
+        shown = pk if isinstance(pk, str) else repr(pk)[:60]
         try:
-            res = await resolve_entry(service, pk, notes, resolution_type, status, actor=actor)
-            return {"id": pk, "success": True, "current_status": res["current_status"]}
-        except DLQError as err:
-            return {"id": pk, "success": False, "error": str(err),
+            res = await resolve_entry(service, check_entry_id(pk), notes, resolution_type,
+                                      status, actor=actor)
+            return {"id": shown, "success": True, "current_status": res["current_status"]}
+        except DLQCommandPendingError as err:
+            return {"id": shown, "success": False, "pending": True,
+                    "accepted": err.accepted, "error": str(err),
                     "error_type": type(err).__name__}
+        except (DLQError, ValueError) as err:
+            return {"id": shown, "success": False, "error": str(err),
+                    "error_type": type(err).__name__}
+        except Exception as err:  # noqa: BLE001 - one id's failure never stops the rest
+            # SQL or Temporal out of reach: a public error, never a driver's class.
+            public = _public(service, err) or DLQError(
+                f"resolve of entry {shown} failed unexpectedly ({type(err).__name__})")
+            return {"id": shown, "success": False, "error": str(public),
+                    "error_type": type(public).__name__}
 
     results: list[dict[str, Any]] = []
     chunks = 0
@@ -173,8 +220,9 @@ async def resolve_entries_batch(service: AsyncDLQService, pks: list[str],
         chunks += 1
         results.extend(await asyncio.gather(*(one(pk) for pk in pks[start:start + size])))
     resolved = sum(r["success"] for r in results)
-    return {"total": len(pks), "resolved": resolved, "failed": len(pks) - resolved,
-            "chunks": chunks, "results": results}
+    pending = sum(bool(r.get("pending")) for r in results)
+    return {"total": len(pks), "resolved": resolved, "failed": len(pks) - resolved - pending,
+            "pending": pending, "chunks": chunks, "results": results}
 
 
 async def edit_entry_data(service: AsyncDLQService, pk: str, *,
@@ -203,6 +251,7 @@ async def edit_entry_data(service: AsyncDLQService, pk: str, *,
         DLQStateConflictError: Entry closed or replaying (409).
         DLQError: The entry's data is claim-checked (400).
     """
+    check_operator_text(actor=actor, reason=reason or "")
     if not (actor or "").strip():
         raise ValueError("edit_entry_data requires an actor")
     patch = check_patch({name: value for name, value in (("request_data", request_data),
@@ -218,42 +267,91 @@ async def edit_entry_data(service: AsyncDLQService, pk: str, *,
 
 async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
                   result_type: type[T], *, update_id: str | None = None) -> T:
-    """Send the update ``name`` to the entry's workflow and map what goes wrong to DLQ errors."""
-    if not isinstance(pk, str) or not pk:
-        raise DLQEntryNotFoundError(f"DLQ entry {pk!r} not found")
+    """Send the update ``name`` to the entry's workflow and map what goes wrong to DLQ errors.
+
+    Within ``command_timeout`` the command is confirmed (the result), or
+    rejected (the workflow's error); past it, it is reported as pending
+    (:class:`DLQCommandPendingError`), never as failed: it may still apply.
+    """
+    check_entry_id(pk, "pk")
     client = await service.get_client()
     # Bounded: with no worker polling, an update would otherwise wait forever.
     bound = service.config.command_timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    # Our own id, so a pending command can be named (and a caller's id deduplicates).
+    update_id = update_id or f"{name}-{uuid.uuid4().hex}"
+    accepted = False
 
     async def send(workflow_id: str) -> T:
-        return await asyncio.wait_for(
-            client.get_workflow_handle(workflow_id).execute_update(
-                name, arg, id=update_id, result_type=result_type),
-            timeout=bound)
+        nonlocal accepted
+        handle = await asyncio.wait_for(
+            client.get_workflow_handle(workflow_id).start_update(
+                name, arg, id=update_id, result_type=result_type,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED),
+            timeout=max(deadline - loop.time(), 0.01))
+        accepted = True
+        return await asyncio.wait_for(handle.result(),
+                                      timeout=max(deadline - loop.time(), 0.01))
 
     try:
         try:
             return await send(workflow_id_for(pk))
         except RPCError as err:
             # Entries with a dedup key live under a shared workflow id; SQL knows it.
-            detail = (await service.get_entry(pk) if err.status == RPCStatusCode.NOT_FOUND
+            detail = (await _sql_detail(service, pk) if err.status == RPCStatusCode.NOT_FOUND
                       else None)
             if not detail or detail["workflow_id"] == workflow_id_for(pk):
                 raise
             return await send(detail["workflow_id"])
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        raise DLQError(f"{name} of entry {pk} got no answer within {bound:g}s; is a DLQ "
-                       f"worker running on task queue {service.config.task_queue!r}?") from None
+        raise _pending(service, pk, name, update_id, accepted=accepted) from None
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError):
             raise ERROR_TYPES.get(cause.type or "", DLQError)(cause.message) from None
         raise DLQError(f"{name} failed for entry {pk}: {cause or err}") from None
     except RPCError as err:
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise DLQUnavailableError(
+                f"{name} of entry {pk} was not sent: cannot reach Temporal at "
+                f"{service.config.temporal_address} ({err.message})") from None
         if err.status != RPCStatusCode.NOT_FOUND and "completed" not in err.message:
             raise DLQError(f"{name} failed for entry {pk}: {err.message}") from err
     # The workflow is gone or closed: SQL says whether the entry ever existed.
-    detail = await service.get_entry(pk)
+    detail = await _sql_detail(service, pk)
     if detail is None:
         raise DLQEntryNotFoundError(f"DLQ entry {pk} not found")
     raise DLQStateConflictError(f"entry {pk} is {detail['status']}; it accepts no {name}")
+
+
+def _public(service: AsyncDLQService, err: BaseException) -> DLQError | None:
+    return as_public_error(err, database_url=service.config.database_url,
+                           temporal_address=service.config.temporal_address)
+
+
+async def _sql_detail(service: AsyncDLQService, pk: str) -> dict[str, Any] | None:
+    """The entry's SQL row; SQL out of reach is :class:`DLQUnavailableError`, not a driver error."""
+    try:
+        return await service.get_entry(pk)
+    except Exception as err:
+        public = _public(service, err)
+        if public is None or public is err:
+            raise
+        raise public from err
+
+
+def _pending(service: AsyncDLQService, pk: str, name: str, update_id: str, *,
+             accepted: bool) -> DLQCommandPendingError:
+    bound = service.config.command_timeout
+    if accepted:
+        why = (f"entry {pk}'s workflow accepted the {name} (it will be applied) but did not "
+               f"confirm it within {bound:g}s: the replay is still running or SQL is behind")
+    else:
+        why = (f"the {name} of entry {pk} was sent but no DLQ worker took it within "
+               f"{bound:g}s (is one polling task queue {service.config.task_queue!r}? is "
+               "SQL slow?); Temporal holds it and a worker applies or rejects it when it "
+               "gets to it")
+    return DLQCommandPendingError(
+        f"pending, not failed: {why}. Check `dlq show {pk}` before sending it again.",
+        entry_id=pk, command=name, accepted=accepted, update_id=update_id)

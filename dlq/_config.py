@@ -155,7 +155,8 @@ class DLQConfig:
         store_timeout: Seconds a sync store may take before it gives up.
         replay_timeout: Seconds a replay handler may run.
         command_timeout: Seconds an operator command (retry, resolve...) waits
-            for its answer before raising ``DLQError``; keep it above
+            for its answer before reporting it pending
+            (``DLQCommandPendingError``: sent, not confirmed); keep it above
             ``replay_timeout``.
         sla_thresholds: Domain -> seconds an open entry may age before it breaches
             its SLA; ``*`` applies to domains not listed. From JSON such as

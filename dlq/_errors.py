@@ -11,9 +11,11 @@ from __future__ import annotations
 __all__ = [
     "ERROR_TYPES",
     "HTTP_STATUS",
+    "DLQCommandPendingError",
     "DLQEntryNotFoundError",
     "DLQError",
     "DLQKeyError",
+    "DLQInvalidInputError",
     "DLQReplayError",
     "DLQStateConflictError",
     "DLQUnavailableError",
@@ -24,6 +26,15 @@ __all__ = [
 
 class DLQError(Exception):
     """Base class of every error the DLQ raises on purpose (HTTP 400)."""
+
+
+class DLQInvalidInputError(DLQError, ValueError):
+    """A command's argument is not acceptable (HTTP 400, CLI exit 2).
+
+    A :class:`DLQError`, as the reference raises for a bad resolve status,
+    and a ``ValueError``, as every other bad argument is: the message names
+    the argument and what is wrong. Raised before anything is sent.
+    """
 
 
 class DLQEntryNotFoundError(DLQError):
@@ -75,14 +86,46 @@ class DLQKeyError(DLQError):
         self.key_id = key_id
 
 
+class DLQCommandPendingError(DLQError):
+    """A command was sent but not confirmed in time (HTTP 202, CLI exit 3): do not repeat it.
+
+    Not a failure: the command may still take effect. ``accepted`` True means
+    the entry's workflow accepted it (it is in its history and will be
+    applied; the confirmation waits for SQL to catch up or for the replay to
+    finish). False means Temporal holds it but no worker has taken it yet (no
+    worker polling the task queue): a worker applies it, or rejects it as
+    the entry's state then requires, when one polls. ``dlq show <id>`` tells
+    which; sending it again could apply it twice (a retry replays twice).
+
+    Attributes:
+        entry_id: The entry.
+        command: ``retry``, ``force_redrive``, ``resolve`` or ``edit_data``.
+        accepted: Whether the entry's workflow accepted the command.
+        update_id: The Temporal update id the command was sent with.
+    """
+
+    def __init__(self, message: str, *, entry_id: str = "", command: str = "",
+                 accepted: bool = False, update_id: str = "") -> None:
+        super().__init__(message)
+        self.entry_id, self.command = entry_id, command
+        self.accepted, self.update_id = accepted, update_id
+
+    def details(self) -> dict[str, object]:
+        """The fields an HTTP 202 body carries besides the message."""
+        return {"pending": True, "accepted": self.accepted, "id": self.entry_id,
+                "command": self.command, "update_id": self.update_id}
+
+
 # The HTTP status of each public error (the reference's mapping); checked in
 # MRO order, so a subclass's entry wins. ValueError is bad input (422).
 HTTP_STATUS: dict[type[Exception], int] = {
+    DLQCommandPendingError: 202,
     DLQEntryNotFoundError: 404,
     DLQStateConflictError: 409,
     DLQReplayError: 500,
     DLQKeyError: 500,
     DLQUnavailableError: 503,
+    DLQInvalidInputError: 400,
     DLQError: 400,
     ValueError: 422,
 }
@@ -105,6 +148,8 @@ ERROR_TYPES: dict[str, type[Exception]] = {
     "DLQReplayError": DLQReplayError,
     "DLQKeyError": DLQKeyError,
     "DLQUnavailableError": DLQUnavailableError,
+    "DLQCommandPendingError": DLQCommandPendingError,
+    "DLQInvalidInputError": DLQInvalidInputError,
     "ValueError": ValueError,
 }
 

@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dlq._checks import SQL_INT_MAX, SQL_INT_MIN, check_text
 from dlq._fingerprint import is_fingerprint
 from dlq._models import DLQStatus
 
 __all__ = ["EntryFilters", "decode_cursor", "encode_cursor", "parse_duration",
            "parse_filters", "parse_sla_thresholds"]
 
-_STRING_KEYS = ("domain", "failure_type", "entity_type", "entity_id", "error_code",
-                "error_message")
+# Most characters of each text filter: the column's size (a longer value could
+# match nothing), and for the error_message search a pattern SQLite accepts
+# (its LIKE patterns are limited to 50,000 bytes).
+TEXT_FILTER_CHARS = {"domain": 100, "failure_type": 100, "entity_type": 255, "entity_id": 255,
+                     "error_code": 255, "error_message": 4000}
+_STRING_KEYS = tuple(TEXT_FILTER_CHARS)
 FILTER_KEYS = ("status", *_STRING_KEYS, "user_id", "created_after", "created_before", "group")
 
 
@@ -63,7 +68,12 @@ def _datetime(key: str, value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise ValueError(f"filter {key!r} must be a datetime or ISO string, "
                          f"got {type(value).__name__}")
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        # In UTC, as SQL compares them; year 1 at +14:00 has no UTC time.
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError(f"filter {key!r} is out of range: {value.isoformat()} has no "
+                         "UTC time") from None
 
 
 def parse_filters(filters: dict[str, Any] | None) -> EntryFilters:
@@ -97,7 +107,10 @@ def parse_filters(filters: dict[str, Any] | None) -> EntryFilters:
             out["status"] = tuple(sorted(set(values)))
         elif key == "user_id":
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"filter 'user_id' must be an int, got {value!r}")
+                raise ValueError(f"filter 'user_id' must be an int, got {value!r:.60}")
+            if not SQL_INT_MIN <= value <= SQL_INT_MAX:
+                raise ValueError("filter 'user_id' must fit a 64-bit integer "
+                                 f"(-2**63..2**63-1), got {value:.3g}")
             out[key] = value
         elif key in ("created_after", "created_before"):
             out[key] = _datetime(key, value)
@@ -106,10 +119,8 @@ def parse_filters(filters: dict[str, Any] | None) -> EntryFilters:
                 raise ValueError(f"filter 'group' must be a group fingerprint (16 lowercase "
                                  f"hex characters), got {value!r}")
             out[key] = value
-        elif not isinstance(value, str):
-            raise ValueError(f"filter {key!r} must be a string, got {type(value).__name__}")
         else:
-            out[key] = value
+            out[key] = check_text(f"filter {key!r}", value, max_chars=TEXT_FILTER_CHARS[key])
     return EntryFilters(**out)
 
 

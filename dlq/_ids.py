@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from dlq._checks import check_entry_id
 from dlq._errors import DLQEntryNotFoundError
 
 if TYPE_CHECKING:
@@ -36,10 +37,12 @@ async def resolve_entry_id(service: AsyncDLQService, ref: str) -> str:
     Raises:
         DLQEntryNotFoundError: Empty, a bulk redrive's id, or a dedup
             workflow id under which no entry is stored.
+        ValueError: Longer than any id, or with a NUL or a lone surrogate.
     """
     ref = (ref or "").strip() if isinstance(ref, str) else ""
     if not ref:
         raise DLQEntryNotFoundError("no entry id given")
+    check_entry_id(ref, "id")  # a NUL or a lone surrogate is no id SQL could look up
     if ref.startswith(BULK_PREFIX):
         raise DLQEntryNotFoundError(f"{ref} is a bulk redrive, not an entry; see "
                                     "`dlq redrive-status` or GET /api/redrives/{id}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from dlq._checks import check_days, check_limit, now
+from dlq._checks import check_days, check_entry_id, check_limit, check_operator_text, now
 from dlq._messages import MaintenanceInput, MaintenanceResult
 from dlq._results import CleanupStats
 from dlq._temporal import MAINTENANCE_WORKFLOW, workflow_id_for
@@ -75,6 +75,7 @@ async def archive_old_entries(service: AsyncDLQService, older_than_days: int = 3
         How many entries were archived (or would be, with ``dry_run``).
     """
     days = check_days("older_than_days", older_than_days)
+    check_operator_text(actor=actor)
     at = now()
     return await asyncio.to_thread(service.repository.archive_closed,
                                    at - timedelta(days=days), at, dry_run, actor)
@@ -92,13 +93,18 @@ async def purge_archived(service: AsyncDLQService, ids: list[str] | None = None,
     :meth:`get_purge`, :meth:`find_purged_entry`).
 
     Raises:
-        ValueError: If neither ``ids`` nor ``older_than_days`` is given.
+        ValueError: If neither ``ids`` nor ``older_than_days`` is given, ``ids``
+            is not a list of ids (a string is not), or ``actor``/``reason``
+            are over their limits.
     """
     if ids is None and older_than_days is None:
         raise ValueError("purge_archived needs ids or older_than_days; refusing to purge all")
-    if ids is not None and (not isinstance(ids, list | tuple)
-                            or not all(isinstance(i, str) for i in ids)):
-        raise ValueError(f"ids must be a list of entry ids, got {ids!r:.80}")
+    if ids is not None:
+        if not isinstance(ids, list | tuple):
+            raise ValueError(f"ids must be a list of entry ids, got {type(ids).__name__}")
+        for index, pk in enumerate(ids):
+            check_entry_id(pk, f"ids[{index}]")
+    check_operator_text(actor=actor, reason=reason)
     cutoff = (None if older_than_days is None
               else now() - timedelta(days=check_days("older_than_days", older_than_days)))
     criteria: dict[str, Any] = {"older_than_days": older_than_days}
@@ -116,12 +122,14 @@ async def list_purges(service: AsyncDLQService, limit: int = 20) -> list[dict[st
 async def get_purge(service: AsyncDLQService, purge_id: str,
                     limit: int = 1000) -> dict[str, Any] | None:
     """One purge with the tombstones (id, domain, failure type, times) of what it deleted."""
-    return await asyncio.to_thread(service.repository.get_purge, purge_id, check_limit(limit))
+    return await asyncio.to_thread(service.repository.get_purge,
+                                   check_entry_id(purge_id, "purge_id"), check_limit(limit))
 
 
 async def find_purged_entry(service: AsyncDLQService, entry_id: str) -> dict[str, Any] | None:
     """The tombstone of a purged entry with its purge (who, when, why), or None."""
-    return await asyncio.to_thread(service.repository.find_purged_entry, entry_id)
+    return await asyncio.to_thread(service.repository.find_purged_entry,
+                                   check_entry_id(entry_id, "entry_id"))
 
 
 async def count_archived_older_than(service: AsyncDLQService, older_than_days: int) -> int:

@@ -112,6 +112,9 @@ class AuditRecord(BaseModel):
 
 # --- updates and signals -------------------------------------------------------
 
+# The one actor key of every command, and the reference's name for it.
+ACTOR_KEYS = AliasChoices("actor", "actor_id")
+
 
 class CaptureInput(BaseModel):
     """Input of the ``capture`` update sent with the start (read-your-writes).
@@ -136,11 +139,14 @@ class RetryInput(BaseModel):
     """Input of the ``retry`` update and signal.
 
     ``dlq_id`` (set by the service) makes sure the command reaches that entry
-    and not a later one sharing its dedup workflow id.
+    and not a later one sharing its dedup workflow id. Every command takes
+    ``actor`` (and ``actor_id``, the reference's name for it).
     """
 
+    model_config = ConfigDict(populate_by_name=True)
+
     dlq_id: str | None = None
-    actor: str | None = None
+    actor: str | None = Field(default=None, validation_alias=ACTOR_KEYS)
     reason: str = ""
     trigger: Literal["manual", "bulk"] = "manual"
 
@@ -155,7 +161,7 @@ class ForceRedriveInput(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     dlq_id: str | None = None
-    actor: str | None = Field(default=None, validation_alias=AliasChoices("actor", "actor_id"))
+    actor: str | None = Field(default=None, validation_alias=ACTOR_KEYS)
     reason: str = ""
     ticket_url: str | None = None
 
@@ -163,11 +169,13 @@ class ForceRedriveInput(BaseModel):
 class ResolveInput(BaseModel):
     """Input of the ``resolve`` update and signal."""
 
+    model_config = ConfigDict(populate_by_name=True)
+
     dlq_id: str | None = None
     notes: str = ""
     resolution_type: str = "manual"
     status: str = DLQStatus.RESOLVED.value
-    actor: str | None = None
+    actor: str | None = Field(default=None, validation_alias=ACTOR_KEYS)
 
 
 class EditDataInput(BaseModel):
@@ -179,10 +187,12 @@ class EditDataInput(BaseModel):
     edited data (the service sends ``DLQ_PAYLOAD_INLINE_BYTES``).
     """
 
+    model_config = ConfigDict(populate_by_name=True)
+
     dlq_id: str | None = None
     request_data: dict[str, Any] | None = None
     snapshot_data: dict[str, Any] | None = None
-    actor: str | None = None
+    actor: str | None = Field(default=None, validation_alias=ACTOR_KEYS)
     reason: str = ""
     max_bytes: int = 256 * 1024
 

@@ -13,7 +13,7 @@ import asyncio
 import math
 from typing import TYPE_CHECKING, Any
 
-from dlq._checks import check_int, check_limit, now
+from dlq._checks import check_entry_id, check_int, check_limit, check_text, now
 from dlq._config import DLQConfig
 from dlq._filters import decode_cursor, encode_cursor, parse_filters
 from dlq._models import DLQStatus, FailedOperationData
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
     from dlq._sql import FailedOperationRepository
 
+# Beyond any table's row count, within a SQL BIGINT.
+MAX_OFFSET = 2**62
+
 __all__ = ["get_entry", "get_entry_by_id", "get_expired_entries", "get_facet_counts",
            "get_pending_entries", "get_replayable_entries", "get_sla_breached_entries",
            "get_stats", "iter_entries", "list_entries", "read_cursor_page", "read_facets",
@@ -29,13 +32,21 @@ __all__ = ["get_entry", "get_entry_by_id", "get_expired_entries", "get_facet_cou
 
 
 async def get_entry(service: AsyncDLQService, pk: str) -> dict[str, Any] | None:
-    """Details of one entry: fields, attempts and audit events, or None."""
-    return await asyncio.to_thread(service.repository.get_detail, pk)
+    """Details of one entry: fields, attempts and audit events, or None.
+
+    Raises:
+        ValueError: ``pk`` is not a non-empty string an id can be.
+    """
+    return await asyncio.to_thread(service.repository.get_detail, check_entry_id(pk, "pk"))
 
 
 async def get_entry_by_id(service: AsyncDLQService, dlq_id: str) -> FailedOperationData | None:
-    """One entry as :class:`FailedOperationData`, or None."""
-    return await asyncio.to_thread(service.repository.get, dlq_id)
+    """One entry as :class:`FailedOperationData`, or None.
+
+    Raises:
+        ValueError: ``dlq_id`` is not a non-empty string an id can be.
+    """
+    return await asyncio.to_thread(service.repository.get, check_entry_id(dlq_id, "dlq_id"))
 
 
 async def list_entries(service: AsyncDLQService, filters: dict[str, Any] | None = None,
@@ -50,7 +61,7 @@ async def list_entries(service: AsyncDLQService, filters: dict[str, Any] | None 
             ``failure_type``, ``entity_type``, ``entity_id``, ``user_id``,
             ``error_code``, ``created_after``, ``created_before`` (datetime
             or ISO string) and ``error_message`` (case-insensitive match).
-        page: Page number, clamped to >= 1.
+        page: Page number, clamped to >= 1; a page beyond the last is empty.
         page_size: Items per page, clamped to 1..100.
 
     Returns:
@@ -69,7 +80,10 @@ def read_page(repository: FailedOperationRepository, filters: dict[str, Any] | N
     parsed = parse_filters(filters)
     page, page_size = check_int("page", page), check_int("page_size", page_size)
     page, page_size = max(1, page), min(max(1, page_size), 100)
-    rows, total = repository.list_page(parsed, (page - 1) * page_size, page_size)
+    # A page far beyond the last is empty, whatever its number: the offset
+    # stays within what SQL takes (a 64-bit integer).
+    rows, total = repository.list_page(parsed, min((page - 1) * page_size, MAX_OFFSET),
+                                       page_size)
     total_pages = math.ceil(total / page_size)
     return {"results": rows, "page": page, "page_size": page_size,
             "total_pages": total_pages, "total_count": total,
@@ -119,17 +133,30 @@ def read_cursor_page(repository: FailedOperationRepository, config: DLQConfig,
 async def get_pending_entries(service: AsyncDLQService, domain: str | None = None,
                               failure_type: str | None = None,
                               limit: int = 100) -> list[FailedOperationData]:
-    """Pending entries, oldest first."""
+    """Pending entries, oldest first.
+
+    Raises:
+        ValueError: ``domain`` or ``failure_type`` not a string, or a bad ``limit``.
+    """
     return await asyncio.to_thread(service.repository.find_open, [DLQStatus.PENDING.value],
-                                   domain, failure_type, False, check_limit(limit))
+                                   *_scope(domain, failure_type), False, check_limit(limit))
 
 
 async def get_replayable_entries(service: AsyncDLQService, domain: str | None = None,
                                  failure_type: str | None = None,
                                  limit: int = 100) -> list[FailedOperationData]:
-    """Entries that can be replayed: ``pending`` and ``retry_count < max_retries``."""
+    """Entries that can be replayed: ``pending`` and ``retry_count < max_retries``.
+
+    Raises:
+        ValueError: ``domain`` or ``failure_type`` not a string, or a bad ``limit``.
+    """
     return await asyncio.to_thread(service.repository.find_open, [DLQStatus.PENDING.value],
-                                   domain, failure_type, True, check_limit(limit))
+                                   *_scope(domain, failure_type), True, check_limit(limit))
+
+
+def _scope(domain: Any, failure_type: Any) -> tuple[str | None, str | None]:
+    return (check_text("domain", domain, max_chars=100),
+            check_text("failure_type", failure_type, max_chars=100))
 
 
 async def get_expired_entries(service: AsyncDLQService,
@@ -169,7 +196,7 @@ async def get_facet_counts(service: AsyncDLQService, *, status: str | None = Non
     Zero-count buckets are dropped.
 
     Raises:
-        ValueError: For an unknown status.
+        ValueError: For an unknown status, or a ``domain`` that is not a string.
     """
     return await asyncio.to_thread(read_facets, service.repository, status=status,
                                    domain=domain)
@@ -179,5 +206,7 @@ def read_facets(repository: FailedOperationRepository, *, status: str | None = N
                 domain: str | None = None) -> dict[str, dict[str, int]]:
     """The blocking body of :func:`get_facet_counts`."""
     if status is not None:
+        if not isinstance(status, str):
+            raise ValueError(f"status must be a string, got {type(status).__name__}")
         parse_filters({"status": status})
-    return repository.facet_counts(status, domain)
+    return repository.facet_counts(status, check_text("domain", domain, max_chars=100))

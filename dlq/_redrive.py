@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from dlq._checks import check_int, check_limit, now
+from dlq._checks import check_int, check_limit, check_operator_text, check_rate, now
 from dlq._entry import request_context
 from dlq._errors import (
     DLQEntryNotFoundError,
@@ -174,15 +174,16 @@ async def bulk_replay(service: AsyncDLQService, filters: dict[str, Any] | None =
         ValueError: Bad arguments, checked before anything starts.
     """
     parsed = parse_filters(filters)
-    if rate_per_second is not None and (isinstance(rate_per_second, bool)
-                                        or rate_per_second <= 0):
-        raise ValueError(f"rate_per_second must be > 0 or None, got {rate_per_second!r}")
+    if rate_per_second is not None:
+        rate_per_second = check_rate("rate_per_second", rate_per_second)
     if check_int("canary", canary) < 0:
         raise ValueError(f"canary must be >= 0, got {canary}")
-    if not 0 <= canary_min_success <= 1:
+    if (isinstance(canary_min_success, bool) or not isinstance(canary_min_success, int | float)
+            or not 0 <= canary_min_success <= 1):
         raise ValueError(f"canary_min_success must be within 0..1, got {canary_min_success}")
     if not 1 <= check_int("page_size", page_size) <= 1000:
         raise ValueError(f"page_size must be within 1..1000, got {page_size}")
+    check_operator_text(actor_id=actor_id, reason=reason)
     if not dry_run and not (actor_id or "").strip():
         raise ValueError("bulk_replay requires actor_id")
     if not dry_run and not (reason or "").strip():

@@ -165,8 +165,8 @@ def check_resolve(state: EntryState, *, status: str) -> None:
     """
     if status not in RESOLVE_TARGETS:
         raise TransitionRejected(
-            f"status must be one of {', '.join(RESOLVE_TARGETS)}, got {status!r}",
-            error_type="ValueError",
+            f"status must be one of {', '.join(RESOLVE_TARGETS)}, got {status!r:.100}",
+            error_type="DLQInvalidInputError",
         )
     if is_closed(state):
         raise TransitionRejected(f"entry {state.id} is already {state.status}")
@@ -261,6 +261,23 @@ def record_occurrence(state: EntryState, now: datetime) -> None:
     state.occurrences += 1
     state.last_seen_at = now
     state.updated_at = now
+    state.version += 1
+
+
+def record_rejection(state: EntryState, now: datetime, *, signal: str, reason: str,
+                     actor: str | None = None) -> None:
+    """Record an ignored signal as a ``signal_rejected`` audit event.
+
+    Not a transition: the status, ``updated_at`` and ``closed_at`` stay. The
+    version moves so the event reaches SQL. ``reason`` and ``actor`` come
+    already clipped (:mod:`dlq._signals`).
+    """
+    state.audit_seq += 1
+    state.audit.append(AuditEvent(
+        seq=state.audit_seq, at=now, action="signal_rejected", actor=actor, reason=reason,
+        from_status=state.status, to_status=state.status, details={"signal": signal},
+    ))
+    del state.audit[:-AUDIT_KEPT_IN_WORKFLOW]
     state.version += 1
 
 

@@ -21,11 +21,10 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    import pydantic
-
     from dlq import _card
     from dlq import _state as sm
     from dlq._card import COMMAND_HELP
+    from dlq._checks import command_problem
     from dlq._messages import (
         AuditRecord,
         CaptureInput,
@@ -45,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         RetryInput,
     )
     from dlq._models import EntryState
+    from dlq._signals import COMMAND_INPUTS, SIGNAL_PATCH, clip_reason, parse_signal
 
 STATUS_KEY = SearchAttributeKey.for_keyword("DlqStatus")
 DOMAIN_KEY = SearchAttributeKey.for_keyword("DlqDomain")
@@ -71,10 +71,7 @@ TRANSIENT_VISIBLE_AFTER = timedelta(seconds=1)
 REPLAY_RETRY = RetryPolicy(maximum_attempts=1)
 
 CONTINUING_AS_NEW = "ContinuingAsNew"
-COMMAND_INPUTS: dict[str, type[pydantic.BaseModel]] = {
-    "retry": RetryInput, "force_redrive": ForceRedriveInput, "resolve": ResolveInput,
-    "edit_data": EditDataInput,
-}
+__all__ = ["COMMAND_INPUTS", "DLQEntryWorkflow"]
 
 
 @workflow.defn(name="DLQEntryWorkflow")
@@ -186,6 +183,7 @@ class DLQEntryWorkflow:
     @retry.validator
     def validate_retry(self, input: RetryInput) -> None:
         """Refuse a retry the entry's state does not allow, before history records it."""
+        self._check_text(input)
         self._check("retry", input)
 
     @workflow.update(name="force_redrive", description=COMMAND_HELP["force_redrive"])
@@ -196,6 +194,7 @@ class DLQEntryWorkflow:
     @force_redrive.validator
     def validate_force_redrive(self, input: ForceRedriveInput) -> None:
         """Refuse a force-redrive the entry's state does not allow, before history records it."""
+        self._check_text(input)
         self._check("force_redrive", input)
 
     @workflow.update(name="resolve", description=COMMAND_HELP["resolve"])
@@ -206,6 +205,7 @@ class DLQEntryWorkflow:
     @resolve.validator
     def validate_resolve(self, input: ResolveInput) -> None:
         """Refuse a resolve the entry's state does not allow, before history records it."""
+        self._check_text(input)
         self._check("resolve", input)
 
     @workflow.update(name="edit_data", description=COMMAND_HELP["edit_data"])
@@ -216,50 +216,55 @@ class DLQEntryWorkflow:
     @edit_data.validator
     def validate_edit_data(self, input: EditDataInput) -> None:
         """Refuse an edit the entry's state does not allow, before history records it."""
+        self._check_text(input)
         self._check("edit_data", input)
 
     # --- commands: signals (same names, lenient input) -------------------------
+    # Each takes any number of inputs of any JSON: a signal whose arity or
+    # payload made its handler raise would fail every workflow task of the
+    # entry from then on. What cannot be applied is recorded (signal_rejected).
 
     @workflow.signal(name="retry", description=COMMAND_HELP["retry"])
-    async def retry_signal(self, input: Any = None) -> None:
-        """Fire-and-forget ``retry``; an illegal one is logged and ignored."""
-        await self._signal("retry", input)
+    async def retry_signal(self, *args: Any) -> None:
+        """Fire-and-forget ``retry``; one that cannot be applied is recorded and ignored."""
+        await self._signal("retry", args)
 
     @workflow.signal(name="force_redrive", description=COMMAND_HELP["force_redrive"])
-    async def force_redrive_signal(self, input: Any = None) -> None:
-        """Fire-and-forget ``force_redrive``; an illegal one is logged and ignored."""
-        await self._signal("force_redrive", input)
+    async def force_redrive_signal(self, *args: Any) -> None:
+        """Fire-and-forget ``force_redrive``; one that cannot be applied is recorded and ignored."""
+        await self._signal("force_redrive", args)
 
     @workflow.signal(name="resolve", description=COMMAND_HELP["resolve"])
-    async def resolve_signal(self, input: Any = None) -> None:
-        """Fire-and-forget ``resolve``; an illegal one is logged and ignored."""
-        await self._signal("resolve", input)
+    async def resolve_signal(self, *args: Any) -> None:
+        """Fire-and-forget ``resolve``; one that cannot be applied is recorded and ignored."""
+        await self._signal("resolve", args)
 
     @workflow.signal(name="edit_data", description=COMMAND_HELP["edit_data"])
     async def edit_data_signal(self, *args: Any) -> None:
-        """Fire-and-forget ``edit_data``; an illegal one is logged and ignored.
-
-        Takes any number of arguments: a signal whose arity does not match its
-        handler would fail every workflow task of the entry from then on.
-        """
-        if len(args) > 1:
-            workflow.logger.warning("ignored edit_data signal with %d inputs", len(args))
-            return
-        await self._signal("edit_data", args[0] if args else None)
+        """Fire-and-forget ``edit_data``; one that cannot be applied is recorded and ignored."""
+        await self._signal("edit_data", args)
 
     @workflow.signal(name="expire", description=COMMAND_HELP["expire"])
-    async def expire_signal(self, input: Any = None) -> None:
-        """Maintenance safety net: expire now if ``expires_at`` has passed."""
+    async def expire_signal(self, *args: Any) -> None:
+        """Maintenance safety net: expire now if ``expires_at`` has passed (input ignored)."""
         async with self._lock:
             s = self._state
             if not sm.can_expire(s, workflow.now()):
-                workflow.logger.warning("ignored expire signal: entry is %s, expires at %s",
-                                        s.status, s.expires_at)
+                self._reject("expire", f"entry is {s.status}, expires at "
+                                       f"{s.expires_at.isoformat() if s.expires_at else '-'}",
+                             None, strict=workflow.patched(SIGNAL_PATCH))
                 return
             sm.expire(s, workflow.now())
             self._publish()
 
     # --- the one code path behind updates and signals --------------------------
+
+    def _check_text(self, cmd: Any) -> None:
+        # In update validators only (they do not run on replay); signals check
+        # the same limits in parse_signal. Keeps get_state under Temporal's limit.
+        problem = command_problem(cmd)
+        if problem:
+            raise ApplicationError(problem, type="DLQInvalidInputError", non_retryable=True)
 
     def _check(self, name: str, cmd: Any) -> None:
         try:
@@ -276,16 +281,35 @@ class DLQEntryWorkflow:
         except sm.TransitionRejected as err:
             raise ApplicationError(str(err), type=err.error_type, non_retryable=True) from None
 
-    async def _signal(self, name: str, raw: Any) -> None:
+    async def _signal(self, name: str, args: tuple[Any, ...]) -> None:
+        # Histories from before SIGNAL_PATCH replay with the lenient handling
+        # they ran with (no arity or key checks, rejections only logged).
+        strict = workflow.patched(SIGNAL_PATCH)
+        parsed = parse_signal(name, args, strict=strict)
+        if parsed.command is None:
+            self._reject(name, parsed.problem or "invalid input", parsed.actor, strict=strict)
+            return
         try:
-            if isinstance(raw, str) and name == "resolve":
-                raw = {"notes": raw}
-            cmd = COMMAND_INPUTS[name].model_validate(raw or {})
-            await self._command(name, cmd)
-        except pydantic.ValidationError as err:
-            workflow.logger.warning("ignored %s signal with invalid input: %s", name, err)
+            await self._command(name, parsed.command)
         except ApplicationError as err:
-            workflow.logger.warning("ignored %s signal: %s", name, err)
+            self._reject(name, err.message, parsed.actor, strict=strict)
+        except Exception as err:
+            if not strict:
+                raise
+            # Never fail the workflow task over one signal: the entry must keep
+            # answering queries and firing timers.
+            self._reject(name, f"internal error ({type(err).__name__})", parsed.actor,
+                         strict=strict)
+
+    def _reject(self, name: str, reason: str, actor: str | None, *, strict: bool) -> None:
+        """Ignore a signal; record why in the audit trail so operators see it in the entry."""
+        workflow.logger.warning("ignored %s signal: %s", name, clip_reason(reason))
+        if strict:
+            # The reason names the signal, so the audit line reads on its own.
+            audited = clip_reason(reason if reason.startswith(name) else f"{name}: {reason}")
+            sm.record_rejection(self._state, workflow.now(), signal=name, reason=audited,
+                                actor=actor)
+            self._set_details()
 
     async def _command(self, name: str, cmd: Any) -> Any:
         self._check(name, cmd)

@@ -20,8 +20,10 @@ from rich.table import Table
 
 from dlq._blocking import DLQService
 from dlq._errors import (
+    DLQCommandPendingError,
     DLQEntryNotFoundError,
     DLQError,
+    DLQInvalidInputError,
     DLQReplayError,
     DLQStateConflictError,
     DLQUnavailableError,
@@ -42,15 +44,18 @@ err_console = Console(stderr=True, highlight=False)
 # HTTP mapping of the errors, so scripts can branch on them.
 ERROR = 1            # any other DLQ error, or an unexpected one
 BAD_INPUT = 2        # a bad argument (also typer's own usage errors)
-UNAVAILABLE = 3      # Temporal or SQL cannot be reached, or SQL has no DLQ schema
+UNAVAILABLE = 3      # Temporal or SQL cannot be reached, SQL has no DLQ schema, or a
+#                      command was sent but not confirmed (no worker, SQL behind)
 NOT_FOUND = 4        # no such entry, bulk redrive or purge
 REPLAY_FAILED = 5    # the replay ran and failed, or could not run (no handler)
 CONFLICT = 9         # not allowed in the entry's state (closed, at its cap, replaying)
 EXIT_CODES: dict[type[BaseException], int] = {
+    DLQCommandPendingError: UNAVAILABLE,  # sent, not confirmed: check before repeating
     DLQEntryNotFoundError: NOT_FOUND,
     DLQStateConflictError: CONFLICT,
     DLQReplayError: REPLAY_FAILED,
     DLQUnavailableError: UNAVAILABLE,
+    DLQInvalidInputError: BAD_INPUT,
     DLQError: ERROR,
     ValueError: BAD_INPUT,
 }

@@ -126,7 +126,12 @@ def resolve(
 
         first = getattr(_errors, failures[0]["error_type"], None)
         code = exit_code(first("")) if isinstance(first, type) else ERROR
-        raise fail(f"{len(failures)} of {len(dlq_ids)} entries were not resolved", code)
+        pending = sum(bool(r.get("pending")) for r in failures)
+        failed = len(failures) - pending
+        parts = ([f"{failed} of {len(dlq_ids)} entries were not resolved"] if failed else []) + (
+            [f"{pending} pending: sent, not confirmed (check `dlq show` before repeating)"]
+            if pending else [])
+        raise fail("; ".join(parts), code)
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 The public errors map as the reference maps them (``DLQEntryNotFoundError``
 404, ``DLQStateConflictError`` 409, ``DLQReplayError`` 500,
-``DLQUnavailableError`` 503, other ``DLQError`` 400), bad input is 422, an
+``DLQUnavailableError`` 503, ``DLQInvalidInputError`` and other ``DLQError``
+400, ``DLQCommandPendingError`` 202 with ``"pending": true``), bad input is 422, an
 unknown or missing token 401 and too low a role 403. SQL or Temporal that
 cannot be reached become ``DLQUnavailableError``. Anything else is a 500
 whose body names no internals; the log has the traceback (never payloads).
@@ -20,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dlq._errors import as_public_error, http_status
+from dlq._errors import DLQCommandPendingError, as_public_error, http_status
 from dlq._http.auth import AuthError
 
 __all__ = ["error_body", "install_error_handlers"]
@@ -76,7 +77,10 @@ def install_error_handlers(app: FastAPI) -> None:
         public = as_public_error(err, database_url=config.database_url,
                                  temporal_address=config.temporal_address)
         if public is not None:
-            return _answer(request, http_status(public), str(public), type(public).__name__)
+            # A command sent but not yet confirmed is 202 Accepted, not an error.
+            extra = public.details() if isinstance(public, DLQCommandPendingError) else {}
+            return _answer(request, http_status(public), str(public), type(public).__name__,
+                           **extra)
         if isinstance(err, ValueError):
             return _answer(request, 422, str(err).splitlines()[0] if str(err) else "bad input",
                            "ValueError")

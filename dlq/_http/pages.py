@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from dlq._errors import DLQError
+from dlq._errors import DLQCommandPendingError, DLQError
 from dlq._filters import FILTER_KEYS
 from dlq._http.auth import COOKIE, AuthError, Identity, csrf_token, require
 from dlq._http.deps import service
@@ -150,6 +150,9 @@ async def _act(request: Request, ref: str, action: Any, done: str) -> Response:
     try:
         pk = await svc.resolve_entry_id(ref)
         out = await action(svc, pk)
+    except DLQCommandPendingError as err:
+        # Sent, not confirmed: not a failure, so not shown as one.
+        return _back(f"/entries/{quote(ref)}", str(err), "pending")
     except (DLQError, ValueError) as err:
         return _back(f"/entries/{quote(ref)}", f"{type(err).__name__}: {err}", "error")
     if isinstance(out, dict) and out.get("success") is False:

@@ -297,9 +297,15 @@ async def test_illegal_signal_is_ignored_with_warning(service: AsyncDLQService, 
     messages = _messages_now(caplog)
     assert any("ignored retry signal" in m and "exhausted" in m for m in messages)
     assert any("ignored force_redrive signal" in m and "reason" in m for m in messages)
-    assert any("ignored resolve signal with invalid input" in m for m in messages)
+    assert any("ignored resolve signal: invalid input" in m for m in messages)
     after = await handle.query("get_state", result_type=EntryState)
-    assert after.version == before.version and after.status == "requires_review"
+    # Nothing moved but the audit trail: each ignored signal is recorded there.
+    assert after.status == "requires_review" and after.retry_count == before.retry_count
+    rejected = [e for e in after.audit if e.action == "signal_rejected"]
+    assert [(e.details["signal"], e.actor) for e in rejected] == [
+        ("retry", None), ("force_redrive", "bob"), ("resolve", None)]
+    assert "exhausted" in rejected[0].reason and "reason" in rejected[1].reason
+    assert after.version == before.version + 3
     assert calls[dlq_id] == 2
 
 

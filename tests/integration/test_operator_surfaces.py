@@ -182,8 +182,8 @@ async def test_cli_signal_edits_data_and_bad_edits_change_nothing(
         service: dlq.AsyncDLQService, temporal_address: str) -> None:
     dlq_id = await store(service, "payment", request_data={"amount": 1})
     wid = workflow_id_for(dlq_id)
-    for bad in ('{"request_data": {"amount": 2}}',  # no actor: ignored
-                '{"actor": "ops", "metadata": {"x": 1}}'):  # nothing editable: ignored
+    for bad in ('{"request_data": {"amount": 2}}',  # no actor: ignored (and audited)
+                '{"actor": "ops", "metadata": {"x": 1}}'):  # not editable: ignored (audited)
         await asyncio.to_thread(temporal_cli, temporal_address, "workflow", "signal",
                                 "--workflow-id", wid, "--name", "edit_data", "--input", bad)
     await asyncio.to_thread(temporal_cli, temporal_address, "workflow", "signal",
@@ -192,4 +192,8 @@ async def test_cli_signal_edits_data_and_bad_edits_change_nothing(
     entry = await eventually(lambda: service.get_entry(dlq_id), lambda e: e["data_edits"] == 1)
     assert entry["request_data"] == {"amount": 3}
     assert entry["original_data"]["request_data"] == {"amount": 1}
-    assert [e["action"] for e in entry["audit_events"]] == ["created", "edit_data"]
+    # The bad edits changed nothing but the audit trail, which names why.
+    assert [e["action"] for e in entry["audit_events"]] == [
+        "created", "signal_rejected", "signal_rejected", "edit_data"]
+    reasons = [e["reason"] for e in entry["audit_events"] if e["action"] == "signal_rejected"]
+    assert "requires an actor" in reasons[0] and "unknown key(s) metadata" in reasons[1]

@@ -113,7 +113,8 @@ def test_resolve_rejected_on_closed(status: str) -> None:
 def test_resolve_rejects_other_targets(target: str) -> None:
     with pytest.raises(sm.TransitionRejected, match="status must be one of") as err:
         sm.check_resolve(make(), status=target)
-    assert err.value.error_type == "ValueError"
+    # A DLQError (HTTP 400, as the reference says) that is also a ValueError.
+    assert err.value.error_type == "DLQInvalidInputError"
 
 
 # --- transitions ------------------------------------------------------------------
