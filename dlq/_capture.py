@@ -195,6 +195,8 @@ async def create_test_entry(
     """
     domain = healing_domain or "test"
     ftype = failure_type or "TEST_FAILURE"
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     result = await service.store_failure(
         domain, ftype, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
         error_code="TEST", error_message=error_message, snapshot_data=snapshot_data,
