@@ -110,12 +110,30 @@ def check_text(field: str, value: Any, *, max_chars: int | None = None,
     return value
 
 
-def _where(path: list[Any]) -> str:
+# A place inside a data field: None (the field itself) or (parent place, key),
+# linked so that descending costs one tuple, not a copy of the path.
+Place = tuple[Any, Any] | None
+
+
+def _where(place: Place) -> str:
     """``['a'][0]``: where in a data field; long paths and keys are clipped."""
-    steps = [f"[{step!r:.40}]" for step in path]
+    steps: list[str] = []
+    while place is not None:
+        place, key = place
+        steps.append(f"[{key!r:.40}]")
+    steps.reverse()
     if len(steps) > 6:
         steps = [*steps[:3], f"...({len(steps) - 5} more)...", *steps[-2:]]
     return "".join(steps)
+
+
+def _float_error(value: float) -> str | None:
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"the float {value!r} (JSON has no NaN or infinity)"
+    if not -FLOAT_LIMIT < value < FLOAT_LIMIT:
+        return (f"the float {value!r}, at or beyond ±{FLOAT_LIMIT:g} (PostgreSQL "
+                "would give it back as another number; store it as a string)")
+    return None
 
 
 def _scalar_error(value: Any) -> str | None:
@@ -126,12 +144,7 @@ def _scalar_error(value: Any) -> str | None:
         bad = _bad_char(value)
         return f"contains {bad}" if bad else None
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return f"the float {value!r} (JSON has no NaN or infinity)"
-        if not -FLOAT_LIMIT < value < FLOAT_LIMIT:
-            return (f"the float {value!r}, at or beyond ±{FLOAT_LIMIT:g} (PostgreSQL "
-                    "would give it back as another number; store it as a string)")
-        return None
+        return _float_error(value)
     return (f"a {type(value).__name__} (only dict, list, str, int, float, bool and None "
             "round-trip through JSON)")
 
@@ -147,37 +160,41 @@ def check_json(field: str, value: dict[str, Any]) -> None:
     Raises:
         ValueError: Naming ``field``, the path inside it and the limit.
     """
-    # (container, its depth, its path); the path is built only for containers.
-    stack: list[tuple[Any, int, list[Any]]] = [(value, 1, [])]
+    # Runs on every store: the common cases (exact str, int, bool, None and
+    # float) are tested by type identity first; anything else takes the slow path.
+    stack: list[tuple[Any, int, Place]] = [(value, 1, None)]
     while stack:
-        node, depth, path = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, item in items:
-            if isinstance(node, dict):
+        node, depth, place = stack.pop()
+        is_dict = isinstance(node, dict)
+        for key, item in (node.items() if is_dict else enumerate(node)):
+            if is_dict and (type(key) is not str or "\x00" in key or not key.isascii()):
                 if not isinstance(key, str):
                     raise ValueError(
-                        f"{field}{_where(path)} has the key {key!r:.40} of type "
+                        f"{field}{_where(place)} has the key {key!r:.40} of type "
                         f"{type(key).__name__}: keys must be strings (JSON would change it "
-                        f"to a string)")
-                bad_key = _bad_char(key)
-                if bad_key:
-                    raise ValueError(f"{field}{_where(path)} has a key that contains {bad_key}")
+                        "to a string)")
+                bad = _bad_char(key)
+                if bad:
+                    raise ValueError(f"{field}{_where(place)} has a key that contains {bad}")
             kind = type(item)
-            if kind is str:  # the common case first
-                if "\x00" in item or not item.isascii():
-                    bad = _bad_char(item)
-                    if bad:
-                        raise ValueError(f"{field}{_where([*path, key])} contains {bad}")
+            if kind is str:
+                if "\x00" not in item and item.isascii():
+                    continue
+            elif kind is int or kind is bool or item is None:
+                continue
+            elif kind is float:
+                if -FLOAT_LIMIT < item < FLOAT_LIMIT:
+                    continue
             elif isinstance(item, (dict, list)):
                 if depth >= MAX_DEPTH:
                     raise ValueError(f"{field} is nested deeper than the {MAX_DEPTH} level "
-                                     f"limit (at {field}{_where([*path, key])})")
-                stack.append((item, depth + 1, [*path, key]))
-            else:
-                bad = _scalar_error(item)
-                if bad:
-                    verb = "" if bad.startswith("contains") else "is "
-                    raise ValueError(f"{field}{_where([*path, key])} {verb}{bad}")
+                                     f"limit (at {field}{_where((place, key))})")
+                stack.append((item, depth + 1, (place, key)))
+                continue
+            bad = _scalar_error(item)
+            if bad:
+                verb = "" if bad.startswith("contains") else "is "
+                raise ValueError(f"{field}{_where((place, key))} {verb}{bad}")
 
 
 def check_data(field: str, value: Any) -> tuple[dict[str, Any], int]:
