@@ -93,7 +93,8 @@ async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryR
         names the outbox file and the relay delivers it later.
 
     Raises:
-        ValueError: Naming the invalid field (nothing is written).
+        ValueError: Naming the invalid field and the limit it breaks
+            (docs/limits.md); nothing is written.
     """
     ready = admit(service, args)
     if isinstance(ready, DLQEntryResult):

@@ -336,3 +336,22 @@ def test_property_refused_with_nothing_written_or_stored_once_unchanged(
         expected = {f: fields.get(f) or {} for f in DATA_FIELDS}
         expected.update({f: v for f, v in fields.items() if f not in DATA_FIELDS})
         svc._loop.run(here.assert_stored_once(domain, dlq_id, expected, svc.aio))
+
+
+async def test_store_to_dlq_takes_dedup_key_and_every_store_keyword(stack: Stack,
+                                                                    aio: AsyncDLQService) -> None:
+    domain = new_domain()
+    store = _store_to_dlq(stack.config, "sync")
+    fields = dict(entity_type="order", entity_id="o-1", user_id=7, error_code="504",
+                  error_message="timed out", snapshot_data={"a": 1}, request_data={"b": 2},
+                  response_data={"c": 3}, metadata={"d": 4}, next_action_hint="look",
+                  recommended_action="manual_check", dedup_key="k-1")
+    assert set(fields) | {"domain", "failure_type"} == set(FAILURE_FIELDS)
+    first = await asyncio.to_thread(store, domain, **fields)
+    second = await asyncio.to_thread(store, domain, **fields)
+    assert first.success and second.success, (first.error, second.error)
+    assert first.dlq_id == second.dlq_id  # the dedup key grouped the two stores
+    await stack.assert_stored_once(domain, first.dlq_id, fields, aio)
+    entry = await eventually(lambda: aio.get_entry_by_id(first.dlq_id),
+                             lambda e: e is not None and e.occurrences == 2)
+    assert entry is not None and entry.dedup_key == "k-1"
