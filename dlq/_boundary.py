@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dlq._fields import DATA_FIELDS, TEXT_FIELDS
+from dlq._fields import DATA_FIELDS, FAILURE_FIELDS, TEXT_FIELDS
+
+if TYPE_CHECKING:
+    from dlq._messages import EntryInput
 
 __all__ = [
     "BIGINT_MAX",
@@ -29,6 +32,7 @@ __all__ = [
     "MAX_DEPTH",
     "NAME_CHARS",
     "SHORT_TEXT_CHARS",
+    "check_entry",
     "check_failure",
     "check_json",
     "check_text",
@@ -286,3 +290,16 @@ def check_failure(fields: dict[str, Any], context: dict[str, Any], *,
         raise ValueError(f"entry data is {data_bytes / 2**20:.1f} MiB ({listed}), over the "
                          f"{max_data_bytes / 2**20:g} MiB limit (DLQ_PAYLOAD_MAX_BYTES)")
     return values, data_bytes
+
+
+def check_entry(entry: EntryInput, *, max_data_bytes: int) -> None:
+    """The boundary check of an :class:`~dlq.EntryInput` built by hand.
+
+    ``store_entry`` takes an entry, which a caller can construct without
+    ``new_entry_input``; this checks its fields as :func:`check_failure` would.
+
+    Raises:
+        ValueError: As :func:`check_failure`.
+    """
+    check_failure({f: getattr(entry, f) for f in FAILURE_FIELDS}, {},
+                  max_data_bytes=max_data_bytes)

@@ -25,6 +25,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from dlq._boundary import check_entry
 from dlq._card import static_details, static_summary
 from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
 
 __all__ = ["admit", "create_test_entry", "deliver", "drain_outbox", "get_capture_stats",
-           "start_relay", "store_entry", "store_failure"]
+           "start_relay", "store_checked", "store_entry", "store_failure"]
 
 log = logging.getLogger("dlq")
 # Temporal admits only a few in-flight updates per workflow (10 on the dev
@@ -99,7 +100,7 @@ async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryR
     ready = admit(service, args)
     if isinstance(ready, DLQEntryResult):
         return ready
-    return await store_entry(service, ready)
+    return await store_checked(service, ready)
 
 
 store_failure = takes_store_args(_store_failure)
@@ -142,7 +143,18 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     failure within ``config.store_timeout`` the entry is kept in the outbox
     (``success=False`` with ``fallback_path``). Storing the same entry again
     never makes a second one.
+
+    Raises:
+        ValueError: An entry built by hand that breaks a limit (docs/limits.md);
+            nothing is written.
     """
+    # An entry built by hand crosses the boundary check here (raises ValueError).
+    check_entry(entry, max_data_bytes=service.config.payload_max_bytes)
+    return await store_checked(service, entry)
+
+
+async def store_checked(service: AsyncDLQService, entry: EntryInput) -> DLQEntryResult:
+    """:func:`store_entry` of an entry the boundary check built (a store's own)."""
     wid = entry_workflow_id(entry)
     bound = service.config.store_timeout
     address = service.config.temporal_address

@@ -235,6 +235,24 @@ async def test_every_capture_path_refuses(stack: Stack, aio: AsyncDLQService, fi
         await stack.assert_nothing_written(domain, fixed_id, dedup_key="k-1")
 
 
+# pydantic itself refuses {1: ...} in an EntryInput built by hand.
+_BY_HAND = [r for r in _FOR_EVERY_PATH if r[0] != "int-and-str-keys"]
+
+
+@pytest.mark.parametrize(("fields", "match"), [(f, m) for _, f, m in _BY_HAND],
+                         ids=[i for i, _, _ in _BY_HAND])
+async def test_an_entry_built_by_hand_is_checked_by_store_entry(
+        stack: Stack, aio: AsyncDLQService, fields: dict[str, Any], match: str) -> None:
+    domain, dlq_id = new_domain(), str(uuid.uuid4())
+    entry = dlq.EntryInput(dlq_id=dlq_id, domain=domain, failure_type="F", **fields)
+    with pytest.raises(ValueError, match=match):
+        await aio.store_entry(entry)
+    await stack.assert_nothing_written(domain, dlq_id)
+    good = dlq.EntryInput(dlq_id=dlq_id, domain=domain, failure_type="F", user_id=5)
+    assert (await aio.store_entry(good)).success
+    await stack.assert_stored_once(domain, dlq_id, {"user_id": 5}, aio)
+
+
 # --- stored exactly once and unchanged ---------------------------------------------------
 
 
