@@ -255,3 +255,18 @@ def test_accepted_exactly_when_storable_and_then_unchanged(data: dict[Any, Any],
 
 def test_check_json_accepts_plain_json() -> None:
     check_json("x", {"a": [1, 2.5, "s", None, True, {"b": []}]})
+
+
+def test_the_text_limits_are_the_sql_column_widths() -> None:
+    import sqlalchemy as sa
+
+    from dlq._boundary import NAME_CHARS, SHORT_TEXT_CHARS
+    from dlq._db import DLQEntry
+
+    columns = DLQEntry.__table__.c  # type: ignore[attr-defined]
+    for field, chars in {**SHORT_TEXT_CHARS, "domain": NAME_CHARS,
+                         "failure_type": NAME_CHARS}.items():
+        assert columns[field].type.length == chars, field
+    assert isinstance(columns["user_id"].type, sa.BigInteger)
+    for field in ("error_message", "next_action_hint"):  # unbounded in SQL: bytes limit instead
+        assert isinstance(columns[field].type, sa.Text), field
