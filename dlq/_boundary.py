@@ -1,6 +1,6 @@
 """The capture boundary: one check that whatever a store accepts can be kept everywhere.
 
-A failure crosses four stores on its way in: the outbox (SQLite), Temporal
+A failure crosses three stores on its way in: the outbox (SQLite), Temporal
 (the pydantic data converter, payloads of at most 2 MiB, gRPC messages of
 at most 4 MiB) and the SQL read model (SQLite or PostgreSQL). :func:`check_failure`
 checks a store's arguments against the limits of all of them at once, before
