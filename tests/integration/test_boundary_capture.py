@@ -108,7 +108,11 @@ class Stack:
         if dedup_key:
             assert not await self.workflow_exists(dedup_workflow_id(domain, "F", dedup_key))
         assert await self.workflows_in_domain(domain) == 0
-        assert Outbox(self.config.outbox_path).stats().depth == 0
+        outbox = Outbox(self.config.outbox_path)
+        try:
+            assert outbox.stats().depth == 0
+        finally:
+            outbox.close()
 
     async def assert_stored_once(self, domain: str, dlq_id: str, expected: dict[str, Any],
                                  service: AsyncDLQService) -> None:
@@ -325,7 +329,7 @@ _JSON = st.recursive(_LEAF, lambda inner: st.lists(inner, max_size=3)
                      | st.dictionaries(_KEY, inner, max_size=3), max_leaves=8)
 _ARGS = st.fixed_dictionaries({}, optional={
     "entity_type": _TEXT, "entity_id": _TEXT, "error_code": _TEXT, "error_message": _TEXT,
-    "next_action_hint": _TEXT, "recommended_action": _TEXT,
+    "next_action_hint": _TEXT, "recommended_action": _TEXT, "dedup_key": st.none() | _TEXT,
     "user_id": st.none() | st.integers(-(2**64), 2**64),
     "snapshot_data": st.dictionaries(_KEY, _JSON, max_size=4),
     "metadata": st.dictionaries(_KEY, _JSON, max_size=3),
