@@ -131,7 +131,7 @@ class DLQService:
         # append itself) and only wake the relay on the loop thread.
         ready = _capture.admit(self.aio, args, run_relay=False)
         if isinstance(ready, EntryInput):
-            return self._loop.run(self.aio.store_entry(ready))
+            return self._loop.run(_capture.store_checked(self.aio, ready))
         if ready.success and not self._relay_requested and not self.aio.relay_running:
             self._relay_requested = True  # one wake-up of the loop thread, not one per call
             self._loop.loop.call_soon_threadsafe(self._start_relay)

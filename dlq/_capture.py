@@ -26,6 +26,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from dlq import _metrics as metrics
+from dlq._boundary import check_entry
 from dlq._card import static_details, static_summary
 from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
 
 __all__ = ["admit", "create_test_entry", "deliver", "drain_outbox", "get_capture_stats",
-           "start_relay", "store_entry", "store_failure"]
+           "start_relay", "store_checked", "store_entry", "store_failure"]
 
 log = logging.getLogger("dlq")
 # Temporal admits only a few in-flight updates per workflow (10 on the dev
@@ -95,12 +96,13 @@ async def _store_failure(service: AsyncDLQService, args: StoreArgs) -> DLQEntryR
         names the outbox file and the relay delivers it later.
 
     Raises:
-        ValueError: Naming the invalid field (nothing is written).
+        ValueError: Naming the invalid field and the limit it breaks
+            (docs/limits.md); nothing is written.
     """
     ready = admit(service, args)
     if isinstance(ready, DLQEntryResult):
         return ready
-    return await store_entry(service, ready)
+    return await store_checked(service, ready)
 
 
 store_failure = takes_store_args(_store_failure)
@@ -145,7 +147,18 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     failure within ``config.store_timeout`` the entry is kept in the outbox
     (``success=False`` with ``fallback_path``). Storing the same entry again
     never makes a second one.
+
+    Raises:
+        ValueError: An entry built by hand that breaks a limit (docs/limits.md);
+            nothing is written.
     """
+    # An entry built by hand crosses the boundary check here (raises ValueError).
+    check_entry(entry, max_data_bytes=service.config.payload_max_bytes)
+    return await store_checked(service, entry)
+
+
+async def store_checked(service: AsyncDLQService, entry: EntryInput) -> DLQEntryResult:
+    """:func:`store_entry` of an entry the boundary check built (a store's own)."""
     if entry.capture_mode is None:
         entry = entry.model_copy(update={"capture_mode": "sync"})
     with store_span(entry, service.config.otel_enabled):  # DLQ_OTEL_ENABLED: the trace's store step
@@ -208,6 +221,8 @@ async def create_test_entry(
     """
     domain = healing_domain or "test"
     ftype = failure_type or "TEST_FAILURE"
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     result = await service.store_failure(
         domain, ftype, entity_type=entity_type, entity_id=entity_id, user_id=user_id,
         error_code="TEST", error_message=error_message, snapshot_data=snapshot_data,

@@ -3,50 +3,21 @@
 from __future__ import annotations
 
 import inspect
-import json
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from dlq._boundary import check_failure
 from dlq._config import DLQConfig
-from dlq._fields import DATA_FIELDS, TEXT_FIELDS, adopt_store_signature, store_args
+from dlq._fields import adopt_store_signature, store_args
 from dlq._messages import EntryInput
 
 __all__ = ["build_entry", "new_dlq_id", "new_entry_input", "request_context"]
-
-_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-MAX_NAME = 100
-MAX_REF = 255
 
 
 def new_dlq_id() -> str:
     """A fresh entry id, assigned by the client before anything is written."""
     return str(uuid.uuid4())
-
-
-def _check_name(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{field} must be a non-empty string, got {value!r}")
-    if len(value) > MAX_NAME:
-        raise ValueError(f"{field} must be at most {MAX_NAME} characters, got {len(value)}")
-    if not _NAME.match(value):
-        raise ValueError(f"{field} may contain only letters, digits and '._-', got {value!r}")
-    return value
-
-
-def _check_data(field: str, value: Any) -> tuple[dict[str, Any], int]:
-    """The value as a reader will get it back, and its size in JSON bytes."""
-    if value is None:
-        return {}, 2
-    if not isinstance(value, dict):
-        raise ValueError(f"{field} must be a dict or None, got {type(value).__name__}")
-    try:
-        # Round-trip so what is stored is exactly what a reader gets back.
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{field} must be JSON-serialisable: {err}") from None
-    return json.loads(text), len(text.encode())
 
 
 _CONTEXT_KEYS = ("method", "path", "request_id")
@@ -123,44 +94,9 @@ def build_entry(fields: dict[str, Any], request: Any, *, config: DLQConfig,
     Raises:
         ValueError: Naming the first invalid field.
     """
-    _check_name("domain", fields["domain"])
-    _check_name("failure_type", fields["failure_type"])
-    for field in ("entity_type", "entity_id"):
-        value = fields[field]
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_REF):
-            raise ValueError(f"{field} must be a string of at most {MAX_REF} characters "
-                             f"or None, got {value!r:.80}")
-    dedup_key = fields["dedup_key"]
-    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key
-                                  or len(dedup_key) > MAX_REF):
-        raise ValueError(f"dedup_key must be a non-empty string of at most {MAX_REF} "
-                         f"characters or None, got {dedup_key!r:.80}")
-    user_id = fields["user_id"]
-    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
-        raise ValueError(f"user_id must be an int or None, got {user_id!r}")
-    values = dict(fields)
-    for field in TEXT_FIELDS:
-        value = values[field]
-        if value is None:
-            value = values[field] = ""
-        if not isinstance(value, str):
-            raise ValueError(f"{field} must be a string, got {type(value).__name__}")
-    sizes = {}
-    for field in DATA_FIELDS:
-        values[field], sizes[field] = _check_data(field, values[field])
-    data_bytes = sum(sizes.values())
-    if data_bytes > config.payload_max_bytes:
-        listed = ", ".join(f"{f} {size / 2**20:.1f} MiB" for f, size in sizes.items())
-        raise ValueError(f"entry data is {data_bytes / 2**20:.1f} MiB ({listed}), over the "
-                         f"{config.payload_max_bytes / 2**20:g} MiB limit (DLQ_PAYLOAD_MAX_BYTES)")
-    for field in ("error_message", "next_action_hint"):
-        if len(values[field].encode()) > config.payload_inline_bytes:
-            raise ValueError(f"{field} is {len(values[field].encode())} bytes, over the "
-                             f"{config.payload_inline_bytes} byte limit; put details in "
-                             "snapshot_data or metadata")
-    context = request_context(request)
-    if context:
-        values["metadata"] = {**values["metadata"], "request": context}
+    # The one boundary check (dlq._boundary): what passes fits every store downstream.
+    values, data_bytes = check_failure(fields, request_context(request),
+                                       max_data_bytes=config.payload_max_bytes)
     return EntryInput(
         dlq_id=dlq_id or new_dlq_id(), **values, data_bytes=data_bytes,
         created_at=created_at or datetime.now(UTC),

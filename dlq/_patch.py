@@ -52,10 +52,11 @@ def check_patch(patch: Any) -> dict[str, dict[str, Any]]:
     for name, value in patch.items():
         if not isinstance(value, dict):
             raise ValueError(f"{name} patch must be a JSON object, got {type(value).__name__}")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{name} patch must be JSON-serialisable: {err}") from None
+        # The capture boundary's data check: an edit must fit every store as
+        # captured data does (imported here: the workflow imports this module).
+        from dlq._boundary import check_data
+
+        check_data(name, value)
     return patch
 
 
