@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dlq._filters import parse_sla_thresholds
+from dlq._redact import Redactor, parse_redact_allow
 from dlq._tokens import ApiToken, parse_api_tokens
 
 __all__ = ["DLQConfig", "DLQSettings"]
@@ -81,6 +82,15 @@ class DLQSettings(BaseSettings):
     temporal_envconfig: bool = True
     temporal_hooks: Annotated[tuple[Any, ...], NoDecode] = ()
     shutdown_grace: float = Field(30.0, ge=0)
+    redact_enabled: bool = True
+    redact_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    redact_allow: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("redact_allow", mode="before")
+    @classmethod
+    def _parse_allow(cls, value: Any) -> dict[str, tuple[str, ...]]:
+        # A malformed allow list must stop start-up, naming what is wrong.
+        return parse_redact_allow(value)
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -94,7 +104,7 @@ class DLQSettings(BaseSettings):
         # Malformed thresholds must stop start-up, not surface at query time.
         return parse_sla_thresholds(value)
 
-    @field_validator("handler_modules", "temporal_hooks", mode="before")
+    @field_validator("handler_modules", "temporal_hooks", "redact_keys", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         # A comma-separated list is friendlier in an env file than JSON.
@@ -138,8 +148,9 @@ class DLQConfig:
             scheduled maintenance.
         maintenance_interval_hours: How often the maintenance schedule runs.
         maintenance_enabled: Whether the worker creates the maintenance schedule.
-        cursor_secret: Key that signs list cursors; derived from the database
-            URL when empty (set it in production).
+        cursor_secret: Key that signs list cursors; when empty, a random
+            secret kept in ``home/cursor.key`` (mode 0600; set this when
+            several hosts serve the same cursors).
         outbox_enabled: Whether ``mode=None`` stores go through the outbox.
         outbox_path: The local outbox file (one per host; the worker drains it
             too; default: ``outbox.db`` in ``home``).
@@ -167,6 +178,12 @@ class DLQConfig:
             to a callable taking this configuration and returning one.
         shutdown_grace: Seconds a stopping worker gives running replays and
             the outbox relay before it exits.
+        redact_enabled: Whether secrets are replaced with ``[Filtered]`` at
+            capture (see ``docs/security.md``).
+        redact_keys: Key terms redacted besides the default list
+            (``DLQ_REDACT_KEYS``, comma-separated).
+        redact_allow: Domain -> dotted paths that stay unredacted
+            (``DLQ_REDACT_ALLOW``, JSON), for values a replay handler needs.
     """
 
     enabled: bool = True
@@ -202,6 +219,9 @@ class DLQConfig:
     temporal_envconfig: bool = True
     temporal_hooks: tuple[Any, ...] = ()
     shutdown_grace: float = 30.0
+    redact_enabled: bool = True
+    redact_keys: tuple[str, ...] = ()
+    redact_allow: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -227,12 +247,28 @@ class DLQConfig:
         if self.shutdown_grace < 0:
             raise ValueError(f"DLQConfig.shutdown_grace must be >= 0, got {self.shutdown_grace!r}")
         object.__setattr__(self, "temporal_hooks", tuple(self.temporal_hooks))
+        object.__setattr__(self, "redact_keys", tuple(self.redact_keys))
+        object.__setattr__(self, "redact_allow", parse_redact_allow(self.redact_allow))
+
+    @functools.cached_property  # compiled once: every store runs it
+    def redactor(self) -> Redactor:
+        """The redaction rules of this configuration."""
+        return Redactor(extra_keys=self.redact_keys, allow=self.redact_allow,
+                        enabled=self.redact_enabled)
 
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:
-        """The key that signs list cursors."""
-        secret = self.cursor_secret or f"dlq-cursor:{self.database_url}"
-        return hashlib.sha256(secret.encode()).digest()
+        """The key that signs list cursors.
+
+        From ``DLQ_CURSOR_SECRET``; without it, a random secret made once and
+        kept in ``home/cursor.key`` (mode 0600), never anything derived from
+        the configuration (the database URL is no secret).
+        """
+        if self.cursor_secret:
+            return hashlib.sha256(self.cursor_secret.encode()).digest()
+        from dlq._local_secret import local_secret
+
+        return hashlib.sha256(b"dlq-cursor:" + local_secret(self.home, "cursor.key")).digest()
 
     @classmethod
     def from_settings(cls, settings: DLQSettings | None = None) -> DLQConfig:

@@ -18,6 +18,8 @@ __all__ = ["build_entry", "new_dlq_id", "new_entry_input", "request_context"]
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_NAME = 100
 MAX_REF = 255
+# Free text that may quote a secret (an exception's message, a hint).
+REDACTED_TEXT_FIELDS = ("error_message", "next_action_hint")
 
 
 def new_dlq_id() -> str:
@@ -161,8 +163,14 @@ def build_entry(fields: dict[str, Any], request: Any, *, config: DLQConfig,
     context = request_context(request)
     if context:
         values["metadata"] = {**values["metadata"], "request": context}
+    # Secrets are replaced here, before the entry exists anywhere (outbox,
+    # Temporal, SQL, logs); every store path and new_entry_input pass here.
+    redacted = config.redactor.fields(values, data_fields=DATA_FIELDS,
+                                      text_fields=REDACTED_TEXT_FIELDS)
+    if redacted:
+        data_bytes = sum(len(json.dumps(values[f]).encode()) for f in DATA_FIELDS)
     return EntryInput(
-        dlq_id=dlq_id or new_dlq_id(), **values, data_bytes=data_bytes,
+        dlq_id=dlq_id or new_dlq_id(), **values, data_bytes=data_bytes, redacted_paths=redacted,
         created_at=created_at or datetime.now(UTC),
         max_retries=config.max_replay_attempts, retry_delay=config.retry_delay,
         expiry_hours=config.expiry_hours, auto_replay=config.auto_replay,
