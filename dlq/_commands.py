@@ -221,6 +221,9 @@ async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
     """Send the update ``name`` to the entry's workflow and map what goes wrong to DLQ errors."""
     if not isinstance(pk, str) or not pk:
         raise DLQEntryNotFoundError(f"DLQ entry {pk!r} not found")
+    # An operator's reason or notes may quote a secret; they are filtered
+    # before they reach the history, the audit trail and SQL.
+    arg = _redact_text_fields(service, arg)
     client = await service.get_client()
     # Bounded: with no worker polling, an update would otherwise wait forever.
     bound = service.config.command_timeout
@@ -257,3 +260,12 @@ async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
     if detail is None:
         raise DLQEntryNotFoundError(f"DLQ entry {pk} not found")
     raise DLQStateConflictError(f"entry {pk} is {detail['status']}; it accepts no {name}")
+
+
+def _redact_text_fields(service: AsyncDLQService, arg: Any) -> Any:
+    texts = {name: getattr(arg, name) for name in ("reason", "notes")
+             if isinstance(getattr(arg, name, None), str)}
+    redactor = service.config.redactor
+    changed = {name: redactor.text(value) for name, value in texts.items()
+               if redactor.text(value) != value}
+    return arg.model_copy(update=changed) if changed else arg

@@ -92,7 +92,7 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
     # Without a configuration, the hooks still come from DLQ_TEMPORAL_HOOKS, as the client's do.
     config = dataclasses.replace(config or DLQConfig(temporal_hooks=environment_hooks()),
                                  task_queue=task_queue)
-    entry = EntryActivities(engine)
+    entry = EntryActivities(engine, redactor=config.redactor)
     service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
     maintenance = MaintenanceActivities(service)
     bulk = BulkActivities(service)

@@ -283,7 +283,10 @@ class DLQEntryWorkflow:
             cmd = COMMAND_INPUTS[name].model_validate(raw or {})
             await self._command(name, cmd)
         except pydantic.ValidationError as err:
-            workflow.logger.warning("ignored %s signal with invalid input: %s", name, err)
+            # Where and what, never the input itself (it may hold a secret).
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}"
+                                 for e in err.errors(include_input=False, include_url=False))
+            workflow.logger.warning("ignored %s signal with invalid input: %s", name, problems)
         except ApplicationError as err:
             workflow.logger.warning("ignored %s signal: %s", name, err)
 
