@@ -36,6 +36,7 @@ import dlq
 from dlq import AsyncDLQService, DLQConfig
 from dlq._cli import app
 from dlq._procs import BIN
+from tests.support.api import api_client, auth
 from tests.support.helpers import wait_status, with_config
 
 pytestmark = pytest.mark.integration
@@ -263,6 +264,11 @@ async def test_no_redacted_secret_reaches_any_sink(config: DLQConfig, client: Cl
                 shown = runner.invoke(app, args)
                 assert shown.exit_code == 0, shown.output
                 sinks[f"dlq {' '.join(args)}"] = shown.output.encode()
+        with api_client(cfg) as http:
+            answer = http.get(f"/api/entries/{redriven}", headers=auth("vera"))
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["redacted_paths"] == entry["redacted_paths"]
+            sinks["http entry"] = answer.content
         sinks["logs"] = "\n".join(logs.lines).encode()
 
         # The scan is not vacuous: each sink holds the entries, filtered.
