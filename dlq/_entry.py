@@ -167,8 +167,10 @@ def build_entry(fields: dict[str, Any], request: Any, *, config: DLQConfig,
     # Temporal, SQL, logs); every store path and new_entry_input pass here.
     redacted = config.redactor.fields(values, data_fields=DATA_FIELDS,
                                       text_fields=REDACTED_TEXT_FIELDS)
-    if redacted:
-        data_bytes = sum(len(json.dumps(values[f]).encode()) for f in DATA_FIELDS)
+    for field in {path.split(".", 1)[0] for path in redacted} & set(DATA_FIELDS):
+        # Filtered values change the size; only the fields that had one are measured again.
+        new_size = len(json.dumps(values[field]).encode())
+        data_bytes += new_size - sizes[field]
     return EntryInput(
         dlq_id=dlq_id or new_dlq_id(), **values, data_bytes=data_bytes, redacted_paths=redacted,
         created_at=created_at or datetime.now(UTC),

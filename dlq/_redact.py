@@ -44,8 +44,13 @@ DEFAULT_KEYS: tuple[str, ...] = (
 )
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_CARD_RUN = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,}(?![\d])")
-_GROUPS = re.compile(r"\d+")
+# ASCII digits only: Luhn is computed on them.
+_CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
+_GROUPS = re.compile(r"[0-9]+")
+# Bytes with every digit as "0" and spaces and dashes dropped: a card number
+# leaves thirteen "0"s in a row (a cheap necessary condition for _CARD_RUN).
+_DIGIT_MAP = bytes.maketrans(b"0123456789", b"0000000000")
+_THIRTEEN = b"0" * 13
 # Token68 (RFC 7235) after the scheme; a plain lower-case word ("Bearer
 # authentication failed") is prose, not a credential.
 _AUTH = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)([A-Za-z0-9\-._~+/]{8,}=*)",
@@ -58,8 +63,14 @@ _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIV
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)", re.IGNORECASE)
 # key=value, key: value, "key": "value" in free text; the key is judged by
 # is_secret_key in the replacement, so this only finds candidates.
-_PAIR_KEY = re.compile(r"""(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)["']?\s*[:=]\s*""")
+_PAIR_KEY = re.compile(r"""(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)["']?\s*[:=]\s*""")
 _PAIR_VALUE = re.compile(r""""[^"]*"|'[^']*'|[^\s"',;&}\]]+""")
+
+
+# Value rules, as bit flags: a store first checks which can match anywhere in
+# the entry (one pass over its JSON) and runs only those on each string.
+PEM, JWT, AUTH, URL, PAIR, CARD = 1, 2, 4, 8, 16, 32
+ALL_RULES = PEM | JWT | AUTH | URL | PAIR | CARD
 
 
 def _luhn(digits: str) -> bool:
@@ -109,6 +120,18 @@ def _mask_cards_in_run(run: str) -> str:
     return "".join(out)
 
 
+def _may_hold_card(text: str) -> bool:
+    return _THIRTEEN in text.encode(errors="surrogatepass").translate(_DIGIT_MAP, b" -")
+
+
+def _card_run(match: re.Match[str]) -> str:
+    return _mask_cards_in_run(match.group())
+
+
+def _url_password(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{FILTERED}{match.group(3)}"
+
+
 def _credential(match: re.Match[str]) -> str:
     scheme, space, token = match.groups()
     if token.isalpha() and token.islower():
@@ -154,11 +177,16 @@ class Redactor:
         self._max_words = max((len(_words(k)) for k in (*keys, *extra_keys)), default=1)
         self._allow = {domain: tuple(tuple(p.split(".")) for p in paths)
                        for domain, paths in (allow or {}).items()}
-        # A cheap pre-check before the key=value scan of a text.
-        self._hint = re.compile("|".join(sorted(
-            {re.escape(w) for k in (*keys, *extra_keys) for w in _words(k) if len(w) > 2}
-            | {"pwd", "pan", "cvv", "cvc"})), re.IGNORECASE)
-        self.is_secret_key = functools.lru_cache(maxsize=4096)(self._is_secret_key)
+        self._keys: dict[str, bool] = {}
+
+    def is_secret_key(self, key: str) -> bool:
+        """Whether a value under ``key`` is a secret (one run of its words spells a term)."""
+        known = self._keys.get(key)
+        if known is None:
+            known = self._is_secret_key(key)
+            if len(self._keys) < 65536:  # data may use unbounded key sets (ids as keys)
+                self._keys[key] = known
+        return known
 
     def _is_secret_key(self, key: str) -> bool:
         words = _words(key)
@@ -172,21 +200,51 @@ class Redactor:
 
     # --- text -----------------------------------------------------------------------
 
-    def text(self, value: str) -> str:
-        """``value`` with the value rules applied (cards, credentials, JWTs, PEM keys, pairs)."""
-        if not self.enabled or not value:
+    def rules_for(self, text: str) -> int:
+        """The value rules that may match somewhere in ``text`` (a superset; cheap)."""
+        low = text.lower()
+        rules = 0
+        if "PRIVATE KEY-----" in text:
+            rules |= PEM
+        if "eyJ" in text:
+            rules |= JWT
+        if "bearer" in low or "basic" in low or "token" in low or "digest" in low:
+            rules |= AUTH
+        if "://" in text and "@" in text:
+            rules |= URL
+        if "=" in text or ":" in text:
+            rules |= PAIR
+        if _may_hold_card(text):
+            rules |= CARD
+        return rules
+
+    def text(self, value: str, rules: int = ALL_RULES) -> str:
+        """``value`` with the value rules applied (cards, credentials, JWTs, PEM keys, pairs).
+
+        Args:
+            value: Any text.
+            rules: Only these rules (flags from :meth:`rules_for`); all by default.
+        """
+        # Every store runs this on every string: cheap substring checks decide
+        # which of the (slower) patterns can match at all.
+        if not self.enabled or not rules or len(value) < 5:
             return value
         out = value
-        if "PRIVATE KEY-----" in out:
+        if rules & PEM and "PRIVATE KEY-----" in out:
             out = _PEM.sub(FILTERED, out)
-        if "eyJ" in out:
+        if rules & JWT and "eyJ" in out:
             out = _JWT.sub(FILTERED, out)
-        out = _AUTH.sub(_credential, out)
-        if "://" in out:
-            out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{FILTERED}{m.group(3)}", out)
-        if self._hint.search(out):
+        if rules & AUTH:
+            low = out.lower()
+            if "bearer" in low or "basic" in low or "token" in low or "digest" in low:
+                out = _AUTH.sub(_credential, out)
+        if rules & URL and "://" in out and "@" in out:
+            out = _URL_PASSWORD.sub(_url_password, out)
+        if rules & PAIR and ("=" in out or ":" in out):
             out = self._pairs(out)
-        return _CARD_RUN.sub(lambda m: _mask_cards_in_run(m.group()), out)
+        if rules & CARD and len(out) >= 13 and _may_hold_card(out):
+            out = _CARD_RUN.sub(_card_run, out)
+        return out
 
     def _pairs(self, text: str) -> str:
         # A key's value may itself look like a key ("failed: password=x"), so
@@ -215,7 +273,7 @@ class Redactor:
     # --- data -----------------------------------------------------------------------
 
     def data(self, value: Any, *, field: str, domain: str = "",
-             paths: list[str] | None = None) -> Any:
+             paths: list[str] | None = None, rules: int | None = None) -> Any:
         """A copy of JSON data ``value`` with secrets replaced.
 
         Args:
@@ -223,17 +281,65 @@ class Redactor:
             field: The field's name, the first segment of every path.
             domain: The entry's domain (chooses the allow list).
             paths: Dotted paths of the values replaced are appended here.
+            rules: The value rules to run (from :meth:`rules_for` on the
+                whole entry); found from ``value`` itself if None.
         """
         if not self.enabled:
             return value
+        if rules is None:
+            rules = self.rules_for(json.dumps(value, ensure_ascii=False, default=str))
         allow = self._allow_for(domain)
-        return self._walk(value, (field,), allow, False, paths if paths is not None else [])
+        found = paths if paths is not None else []
+        if not allow:
+            return self._plain(value, [field], found, rules)
+        return self._walk(value, (field,), allow, False, found, rules)
+
+    def _plain(self, value: Any, path: list[str], paths: list[str], rules: int) -> Any:
+        """:meth:`_walk` without an allow list (the common case), tuned: it sees every node."""
+        kind = type(value)
+        if kind is dict:
+            items: Iterable[tuple[Any, Any]] = value.items()
+            out: Any = {}
+        elif kind is list:
+            items = enumerate(value)
+            out = [None] * len(value)
+        else:
+            return self._scalar(value, path, paths, rules)
+        for key, item in items:
+            name = key if type(key) is str else str(key)
+            if kind is dict and item is not None and item != "" and self.is_secret_key(name):
+                out[key] = FILTERED
+                paths.append(".".join((*path, name)))
+            elif type(item) is str:
+                new = self.text(item, rules)
+                if new != item:
+                    paths.append(".".join((*path, name)))
+                out[key] = new
+            else:
+                path.append(name)
+                out[key] = self._plain(item, path, paths, rules)
+                path.pop()
+        return out
+
+    def _scalar(self, value: Any, path: Sequence[str], paths: list[str], rules: int) -> Any:
+        if isinstance(value, str):
+            new = self.text(value, rules)
+            if new != value:
+                paths.append(".".join(path))
+            return new
+        if (rules & CARD and isinstance(value, int) and not isinstance(value, bool)
+                and value > 10**12):
+            digits = str(value)
+            if _is_card(digits):
+                paths.append(".".join(path))
+                return _card_mask(digits)
+        return value
 
     def _allow_for(self, domain: str) -> tuple[tuple[str, ...], ...]:
         return (*self._allow.get(domain, ()), *self._allow.get("*", ()))
 
     def _walk(self, value: Any, path: tuple[str, ...], allow: tuple[tuple[str, ...], ...],
-              forced: bool, paths: list[str]) -> Any:
+              forced: bool, paths: list[str], rules: int) -> Any:
         """``forced``: under a secret key that has an allowed path below it."""
         if allow:
             below = False
@@ -251,30 +357,20 @@ class Redactor:
                 if not forced and item not in (None, "") and self.is_secret_key(str(key)):
                     if allow and any(_matches(r[:len(sub)], sub[:len(r)]) for r in allow):
                         # An allowed path at or below it: only that stays.
-                        out[key] = self._walk(item, sub, allow, True, paths)
+                        out[key] = self._walk(item, sub, allow, True, paths, rules)
                     else:
                         out[key] = FILTERED
                         paths.append(".".join(sub))
                 else:
-                    out[key] = self._walk(item, sub, allow, forced, paths)
+                    out[key] = self._walk(item, sub, allow, forced, paths, rules)
             return out
         if isinstance(value, list):
-            return [self._walk(item, (*path, str(i)), allow, forced, paths)
+            return [self._walk(item, (*path, str(i)), allow, forced, paths, rules)
                     for i, item in enumerate(value)]
         if forced and not below and value not in (None, "") and not isinstance(value, bool):
             paths.append(".".join(path))
             return FILTERED
-        if isinstance(value, str):
-            new = self.text(value)
-            if new != value:
-                paths.append(".".join(path))
-            return new
-        if isinstance(value, int) and not isinstance(value, bool) and value > 10**12:
-            digits = str(value)
-            if _is_card(digits):
-                paths.append(".".join(path))
-                return _card_mask(digits)
-        return value
+        return self._scalar(value, path, paths, rules)
 
     def fields(self, values: dict[str, Any], *, data_fields: Sequence[str],
                text_fields: Sequence[str]) -> list[str]:
@@ -290,8 +386,15 @@ class Redactor:
         if not self.enabled:
             return paths
         domain = values.get("domain") or ""
+        # One pass over the whole entry decides which value rules can match at
+        # all. The separators are control characters, which JSON escapes inside
+        # strings: a ":" or "=" left in the text is the data's own.
+        rules = self.rules_for(json.dumps([values[name] for name in data_fields],
+                                          ensure_ascii=False, default=str,
+                                          separators=("\x1e", "\x1f")))
         for name in data_fields:
-            values[name] = self.data(values[name], field=name, domain=domain, paths=paths)
+            values[name] = self.data(values[name], field=name, domain=domain, paths=paths,
+                                     rules=rules)
         allow = self._allow_for(domain)
         for name in text_fields:
             text = values.get(name)
