@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pydantic
 import pytest
 
 from dlq import DLQConfig, new_entry_input
 from dlq._config import DLQSettings
-from dlq._redact import FILTERED, Redactor, parse_redact_allow, redact_text
+from dlq._redact import ALL_RULES, FILTERED, Redactor, parse_redact_allow, redact_text
 
 R = Redactor()
 VISA = "4111111111111111"
@@ -245,3 +246,44 @@ def test_an_allowed_text_field_is_kept() -> None:
     entry = new_entry_input("payment", "X", error_message=f"card {VISA}",
                             config=DLQConfig(redact_allow={"payment": ["error_message"]}))
     assert entry.error_message == f"card {VISA}" and entry.redacted_paths == []
+
+
+# --- the pre-check: which rules can match is decided on the whole entry -----------------
+
+_FRAGMENTS = [VISA, "4111 1111", " 1111 1111", "-", " ", "\n", "\x19", "\u00e9", '"', "'",
+              "password", "=", ": ", "hunter2", "Bearer ", "abcDEF12345", "Basic ",
+              "dXNlcjpwYXNzd29yZA==", JWT, PEM, "postgres://u:", "pw@db", "api_key", "token",
+              "42", "0", "text", "{", "}"]
+
+
+def _texts() -> Any:
+    from hypothesis import strategies as st
+
+    return st.lists(st.sampled_from(_FRAGMENTS), max_size=8).map("".join)
+
+
+def _json() -> Any:
+    from hypothesis import strategies as st
+
+    leaves = st.one_of(_texts(), st.integers(min_value=0, max_value=10**19), st.none(),
+                       st.booleans())
+    keys = st.one_of(_texts(), st.sampled_from(["password", "name", "headers", "id"]))
+    return st.recursive(leaves, lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
+
+
+def test_the_pre_check_never_skips_a_rule_that_would_match() -> None:
+    from hypothesis import given, settings
+
+    @settings(max_examples=400, deadline=None)
+    @given(_json())
+    def check(data: Any) -> None:
+        values = {"domain": "d", "request_data": {"v": data}, "error_message": ""}
+        quick = dict(values)
+        paths = R.fields(quick, data_fields=("request_data",), text_fields=("error_message",))
+        full: list[str] = []
+        slow = R._plain({"v": data}, ["request_data"], full, ALL_RULES)
+        assert quick["request_data"] == slow
+        assert paths == full
+
+    check()
