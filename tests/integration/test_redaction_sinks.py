@@ -33,11 +33,11 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 import dlq
-from dlq import AsyncDLQService, DLQConfig
+from dlq import AsyncDLQService, DLQConfig, workflow_id_for
 from dlq._cli import app
 from dlq._procs import BIN
 from tests.support.api import api_client, auth
-from tests.support.helpers import wait_status, with_config
+from tests.support.helpers import eventually, wait_status, with_config
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +285,23 @@ async def test_no_redacted_secret_reaches_any_sink(config: DLQConfig, client: Cl
         assert leaks == [], f"{len(leaks)} secrets visible, e.g. {leaks[:5]}"
     finally:
         await service.close()
+
+
+async def test_a_signal_with_invalid_input_is_logged_without_its_input(
+        service: AsyncDLQService, client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    result = await service.store_failure("t-ok", "PG_TIMEOUT", recommended_action="manual_check")
+    assert result.success and result.dlq_id
+    secret = f"pw{uuid.uuid4().hex[:12]}"  # short: pydantic would quote it whole
+    handle = client.get_workflow_handle(workflow_id_for(result.dlq_id))
+    with caplog.at_level(logging.WARNING):
+        # Invalid: the notes (holding a secret) are not a string. Pydantic's
+        # message would quote them as input_value.
+        await handle.signal("resolve", {"notes": [secret]})
+
+        async def warned() -> list[str]:
+            return [r.getMessage() for r in caplog.records
+                    if "ignored resolve signal with invalid input" in r.getMessage()]
+
+        messages = await eventually(warned, bool, timeout=10)
+    assert "notes" in messages[0] and "valid string" in messages[0]
+    assert secret not in caplog.text
