@@ -268,7 +268,12 @@ class DLQConfig:
             return hashlib.sha256(self.cursor_secret.encode()).digest()
         from dlq._local_secret import local_secret
 
-        return hashlib.sha256(b"dlq-cursor:" + local_secret(self.home, "cursor.key")).digest()
+        try:
+            secret = local_secret(self.home, "cursor.key")
+        except OSError as err:
+            raise OSError(f"cannot keep the cursor signing key in {self.home}/cursor.key "
+                          f"({err.strerror or err}); set DLQ_CURSOR_SECRET or DLQ_HOME") from err
+        return hashlib.sha256(b"dlq-cursor:" + secret).digest()
 
     @classmethod
     def from_settings(cls, settings: DLQSettings | None = None) -> DLQConfig:

@@ -76,3 +76,10 @@ def test_a_cursor_forged_with_the_old_url_derivation_is_refused(tmp_path: Path) 
         assert service.iter_entries({}, limit=10) == {"results": [], "next_cursor": None}
     finally:
         service.close()
+
+
+def test_a_home_that_cannot_hold_the_file_names_it_and_the_settings(tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("")
+    home = tmp_path / "plain-file" / "dlq"  # under a file: no folder can be made there
+    with pytest.raises(OSError, match="cursor.key .*set DLQ_CURSOR_SECRET or DLQ_HOME"):
+        _ = DLQConfig(home=str(home), database_url="sqlite://").cursor_key
