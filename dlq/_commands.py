@@ -208,6 +208,7 @@ async def edit_entry_data(service: AsyncDLQService, pk: str, *,
     patch = check_patch({name: value for name, value in (("request_data", request_data),
                                                          ("snapshot_data", snapshot_data))
                          if value is not None})
+    patch = await _redact_patch(service, pk, patch)
     result = await _update(
         service, pk, "edit_data",
         EditDataInput(dlq_id=pk, actor=actor, reason=reason or "",
@@ -269,3 +270,21 @@ def _redact_text_fields(service: AsyncDLQService, arg: Any) -> Any:
     changed = {name: redactor.text(value) for name, value in texts.items()
                if redactor.text(value) != value}
     return arg.model_copy(update=changed) if changed else arg
+
+
+async def _redact_patch(service: AsyncDLQService, pk: str,
+                        patch: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An edit's data crosses the same redaction as a capture (the entry's allow list applies)."""
+    redactor = service.config.redactor
+    if not redactor.enabled:
+        return patch
+    try:
+        entry = await service.get_entry_by_id(pk) if isinstance(pk, str) and pk else None
+    except Exception:  # noqa: BLE001 - SQL unreadable: no domain, so only "*" is allowed
+        entry = None
+    # Without the entry's domain only the "*" allow list applies: filtering
+    # too much is the safe side.
+    domain = entry.domain if entry is not None else ""
+    # None (a merge patch's "remove this key") stays None under every rule.
+    return {name: redactor.data(value, field=name, domain=domain)
+            for name, value in patch.items()}

@@ -305,3 +305,35 @@ async def test_a_signal_with_invalid_input_is_logged_without_its_input(
         messages = await eventually(warned, bool, timeout=10)
     assert "notes" in messages[0] and "valid string" in messages[0]
     assert secret not in caplog.text
+
+
+async def test_an_edit_before_replay_is_redacted_like_a_capture(
+        config: DLQConfig, client: Client, tmp_path: Path) -> None:
+    cfg = with_config(config, home=str(tmp_path),
+                      redact_allow={"t-ok": ["request_data.auth.api_key"]})
+    service = AsyncDLQService(cfg, client=client)
+    try:
+        result = await service.store_failure(
+            "t-ok", "PG_TIMEOUT", recommended_action="manual_check",
+            request_data={"auth": {"api_key": "old-key"}, "note": "n"})
+        assert result.success and result.dlq_id
+        pk = result.dlq_id
+        secret, token = f"pw-{uuid.uuid4().hex}", f"tok{uuid.uuid4().hex}X9"
+        out = await service.edit_entry_data(
+            pk, actor="ops", reason=f"new key, password={secret}",
+            request_data={"auth": {"api_key": "new-key", "password": secret},
+                          "note": f"Bearer {token}"})
+        assert out["success"]
+        entry = await service.get_entry(pk)
+        assert entry is not None
+        assert entry["request_data"] == {"auth": {"api_key": "new-key", "password": "[Filtered]"},
+                                         "note": "Bearer [Filtered]"}
+        text = json.dumps(entry)
+        assert secret not in text and token not in text
+        assert "password=[Filtered]" in text  # the edit's reason, in the audit trail
+        history = _temporal_json(cfg.temporal_address, "workflow", "show", "-w",
+                                 entry["workflow_id"])
+        assert secret.encode() not in history and token.encode() not in history
+        assert b"new-key" in history  # allowed for this domain
+    finally:
+        await service.close()
