@@ -64,13 +64,16 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)", r
 # key=value, key: value, "key": "value" in free text; the key is judged by
 # is_secret_key in the replacement, so this only finds candidates.
 _PAIR_KEY = re.compile(r"""(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)["']?\s*[:=]\s*""")
+# <password>...</password> (SOAP and XML gateways); the tag is judged by is_secret_key.
+_XML_ELEMENT = re.compile(r"<(?P<tag>[A-Za-z_][A-Za-z0-9_.:-]*)(?P<attrs>[^<>]*)>(?P<value>[^<]+)"
+                          r"</(?P=tag)>")
 _PAIR_VALUE = re.compile(r""""[^"]*"|'[^']*'|[^\s"',;&}\]]+""")
 
 
 # Value rules, as bit flags: a store first checks which can match anywhere in
 # the entry (one pass over its JSON) and runs only those on each string.
-PEM, JWT, AUTH, URL, PAIR, CARD = 1, 2, 4, 8, 16, 32
-ALL_RULES = PEM | JWT | AUTH | URL | PAIR | CARD
+PEM, JWT, AUTH, URL, PAIR, CARD, XML = 1, 2, 4, 8, 16, 32, 64
+ALL_RULES = PEM | JWT | AUTH | URL | PAIR | CARD | XML
 
 
 def _luhn(digits: str) -> bool:
@@ -214,6 +217,8 @@ class Redactor:
             rules |= URL
         if "=" in text or ":" in text:
             rules |= PAIR
+        if "</" in text:
+            rules |= XML
         if _may_hold_card(text):
             rules |= CARD
         return rules
@@ -242,9 +247,18 @@ class Redactor:
             out = _URL_PASSWORD.sub(_url_password, out)
         if rules & PAIR and ("=" in out or ":" in out):
             out = self._pairs(out)
+        if rules & XML and "</" in out:
+            out = _XML_ELEMENT.sub(self._element, out)
         if rules & CARD and len(out) >= 13 and _may_hold_card(out):
             out = _CARD_RUN.sub(_card_run, out)
         return out
+
+    def _element(self, match: re.Match[str]) -> str:
+        tag = match.group("tag")
+        # A namespace prefix (<ns:password>) does not make a key ordinary.
+        if not self.is_secret_key(tag.rsplit(":", 1)[-1]) or match.group("value") == FILTERED:
+            return match.group()
+        return f"<{tag}{match.group('attrs')}>{FILTERED}</{tag}>"
 
     def _pairs(self, text: str) -> str:
         # A key's value may itself look like a key ("failed: password=x"), so

@@ -154,6 +154,11 @@ def test_a_public_key_or_certificate_is_kept() -> None:
     ('{"client_secret": "abc", "n": 1}', '{"client_secret": "[Filtered]", "n": 1}'),
     ("connect postgres://app:s3cret@db:5432/x", "connect postgres://app:[Filtered]@db:5432/x"),
     ("author: Jane status: failed", "author: Jane status: failed"),
+    ("GET /v1/x?api_key=k123&page=2 failed", "GET /v1/x?api_key=[Filtered]&page=2 failed"),
+    ("<auth><ns:Password>s3cr3t</ns:Password><user>bob</user></auth>",
+     "<auth><ns:Password>[Filtered]</ns:Password><user>bob</user></auth>"),
+    ('<apiKey type="live">k-123</apiKey><author>Jane</author>',
+     '<apiKey type="live">[Filtered]</apiKey><author>Jane</author>'),
 ])
 def test_secret_pairs_and_url_passwords_in_text_are_filtered(text: str, expected: str) -> None:
     assert redact_text(text) == expected
@@ -251,6 +256,7 @@ def test_an_allowed_text_field_is_kept() -> None:
 # --- the pre-check: which rules can match is decided on the whole entry -----------------
 
 _FRAGMENTS = [VISA, "4111 1111", " 1111 1111", "-", " ", "\n", "\x19", "\u00e9", '"', "'",
+              "<password>", "</password>", "<",
               "password", "=", ": ", "hunter2", "Bearer ", "abcDEF12345", "Basic ",
               "dXNlcjpwYXNzd29yZA==", JWT, PEM, "postgres://u:", "pw@db", "api_key", "token",
               "42", "0", "text", "{", "}"]
