@@ -21,18 +21,44 @@ operator knows why a field reads ``[Filtered]``. It is pure (no I/O).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_KEYS", "FILTERED", "Redactor", "default_redactor", "parse_redact_allow",
-           "redact_text"]
+from dlq._redact_rules import (
+    ALL_RULES,
+    AUTH,
+    AUTH_RE,
+    CARD,
+    CARD_RUN_RE,
+    FILTERED,
+    JWT,
+    JWT_RE,
+    PAIR,
+    PAIR_KEY_RE,
+    PAIR_VALUE_RE,
+    PEM,
+    PEM_RE,
+    SCHEMES,
+    URL,
+    URL_PASSWORD_RE,
+    XML,
+    XML_ELEMENT_RE,
+    card_mask,
+    card_run,
+    credential,
+    is_card,
+    may_hold_card,
+    term,
+    url_password,
+    words,
+)
 
-FILTERED = "[Filtered]"
+__all__ = ["ALL_RULES", "DEFAULT_KEYS", "FILTERED", "Redactor", "default_redactor",
+           "parse_redact_allow", "redact_text"]
+
 # In the spirit of Sentry's default denylist, plus PCI's card data. A key
 # matches when one run of its words spells a term (see Redactor.is_secret_key).
 DEFAULT_KEYS: tuple[str, ...] = (
@@ -42,123 +68,6 @@ DEFAULT_KEYS: tuple[str, ...] = (
     "private_key", "privatekey", "token", "cvv", "cvv2", "cvc", "card_number", "pan",
     "client_secret", "signature", "mysql_pwd", "phpsessid", "connect.sid",
 )
-
-_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-# ASCII digits only: Luhn is computed on them.
-_CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
-_GROUPS = re.compile(r"[0-9]+")
-# Bytes with every digit as "0" and spaces and dashes dropped: a card number
-# leaves thirteen "0"s in a row (a cheap necessary condition for _CARD_RUN).
-_DIGIT_MAP = bytes.maketrans(b"0123456789", b"0000000000")
-_THIRTEEN = b"0" * 13
-# Token68 (RFC 7235) after the scheme; a plain lower-case word ("Bearer
-# authentication failed") is prose, not a credential.
-_AUTH = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)([A-Za-z0-9\-._~+/]{8,}=*)",
-                   re.IGNORECASE)
-_SCHEMES = frozenset({"bearer", "basic", "token", "digest"})
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
-_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)",
-                  re.DOTALL)
-# user:password@ in a URL (keeps the user).
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)", re.IGNORECASE)
-# key=value, key: value, "key": "value" in free text; the key is judged by
-# is_secret_key in the replacement, so this only finds candidates.
-_PAIR_KEY = re.compile(r"""(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)["']?\s*[:=]\s*""")
-# <password>...</password> (SOAP and XML gateways); the tag is judged by is_secret_key.
-_XML_ELEMENT = re.compile(r"<(?P<tag>[A-Za-z_][A-Za-z0-9_.:-]*)(?P<attrs>[^<>]*)>(?P<value>[^<]+)"
-                          r"</(?P=tag)>")
-_PAIR_VALUE = re.compile(r""""[^"]*"|'[^']*'|[^\s"',;&}\]]+""")
-
-
-# Value rules, as bit flags: a store first checks which can match anywhere in
-# the entry (one pass over its JSON) and runs only those on each string.
-PEM, JWT, AUTH, URL, PAIR, CARD, XML = 1, 2, 4, 8, 16, 32, 64
-ALL_RULES = PEM | JWT | AUTH | URL | PAIR | CARD | XML
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _is_card(digits: str) -> bool:
-    # Issuers' numbers start with 2-6: epoch milliseconds (1...) and zero-padded
-    # ids are not mistaken for cards.
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn(digits)
-
-
-def _card_mask(digits: str) -> str:
-    return f"[Filtered:****{digits[-4:]}]"
-
-
-def _mask_cards_in_run(run: str) -> str:
-    digits = run.replace(" ", "").replace("-", "")
-    if _is_card(digits):
-        return _card_mask(digits)
-    if len(digits) < 26:
-        return run
-    # Several numbers separated by single spaces or dashes: try each span of
-    # whole groups, leftmost-longest first.
-    groups = list(_GROUPS.finditer(run))
-    out: list[str] = []
-    pos = i = 0
-    while i < len(groups):
-        for j in range(len(groups) - 1, i - 1, -1):
-            span = "".join(g.group() for g in groups[i:j + 1])
-            if _is_card(span):
-                out.append(run[pos:groups[i].start()])
-                out.append(_card_mask(span))
-                pos = groups[j].end()
-                i = j
-                break
-        i += 1
-    out.append(run[pos:])
-    return "".join(out)
-
-
-def _may_hold_card(text: str) -> bool:
-    return _THIRTEEN in text.encode(errors="surrogatepass").translate(_DIGIT_MAP, b" -")
-
-
-def _card_run(match: re.Match[str]) -> str:
-    return _mask_cards_in_run(match.group())
-
-
-def _url_password(match: re.Match[str]) -> str:
-    return f"{match.group(1)}{FILTERED}{match.group(3)}"
-
-
-def _credential(match: re.Match[str]) -> str:
-    scheme, space, token = match.groups()
-    if token.isalpha() and token.islower():
-        return match.group()
-    if scheme.lower() == "basic" and not _is_basic(token):
-        return match.group()
-    return f"{scheme}{space}{FILTERED}"
-
-
-def _is_basic(token: str) -> bool:
-    try:
-        decoded = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return b":" in decoded
-
-
-def _words(key: str) -> list[str]:
-    return [w.lower() for w in _WORDS.findall(key)]
-
-
-def _term(key: str) -> str:
-    return "".join(_words(key))
-
 
 class Redactor:
     """Replaces secrets with ``[Filtered]`` and reports where.
@@ -176,8 +85,8 @@ class Redactor:
     def __init__(self, *, keys: Iterable[str] = DEFAULT_KEYS, extra_keys: Iterable[str] = (),
                  allow: Mapping[str, Sequence[str]] | None = None, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._terms = frozenset(t for t in (_term(k) for k in (*keys, *extra_keys)) if t)
-        self._max_words = max((len(_words(k)) for k in (*keys, *extra_keys)), default=1)
+        self._terms = frozenset(t for t in (term(k) for k in (*keys, *extra_keys)) if t)
+        self._max_words = max((len(words(k)) for k in (*keys, *extra_keys)), default=1)
         self._allow = {domain: tuple(tuple(p.split(".")) for p in paths)
                        for domain, paths in (allow or {}).items()}
         self._keys: dict[str, bool] = {}
@@ -192,11 +101,11 @@ class Redactor:
         return known
 
     def _is_secret_key(self, key: str) -> bool:
-        words = _words(key)
-        for i in range(len(words)):
+        parts = words(key)
+        for i in range(len(parts)):
             joined = ""
-            for j in range(i, min(len(words), i + self._max_words + 2)):
-                joined += words[j]
+            for j in range(i, min(len(parts), i + self._max_words + 2)):
+                joined += parts[j]
                 if joined in self._terms:
                     return True
         return False
@@ -219,7 +128,7 @@ class Redactor:
             rules |= PAIR
         if "</" in text:
             rules |= XML
-        if _may_hold_card(text):
+        if may_hold_card(text):
             rules |= CARD
         return rules
 
@@ -236,21 +145,21 @@ class Redactor:
             return value
         out = value
         if rules & PEM and "PRIVATE KEY-----" in out:
-            out = _PEM.sub(FILTERED, out)
+            out = PEM_RE.sub(FILTERED, out)
         if rules & JWT and "eyJ" in out:
-            out = _JWT.sub(FILTERED, out)
+            out = JWT_RE.sub(FILTERED, out)
         if rules & AUTH:
             low = out.lower()
             if "bearer" in low or "basic" in low or "token" in low or "digest" in low:
-                out = _AUTH.sub(_credential, out)
+                out = AUTH_RE.sub(credential, out)
         if rules & URL and "://" in out and "@" in out:
-            out = _URL_PASSWORD.sub(_url_password, out)
+            out = URL_PASSWORD_RE.sub(url_password, out)
         if rules & PAIR and ("=" in out or ":" in out):
             out = self._pairs(out)
         if rules & XML and "</" in out:
-            out = _XML_ELEMENT.sub(self._element, out)
-        if rules & CARD and len(out) >= 13 and _may_hold_card(out):
-            out = _CARD_RUN.sub(_card_run, out)
+            out = XML_ELEMENT_RE.sub(self._element, out)
+        if rules & CARD and len(out) >= 13 and may_hold_card(out):
+            out = CARD_RUN_RE.sub(card_run, out)
         return out
 
     def _element(self, match: re.Match[str]) -> str:
@@ -265,15 +174,15 @@ class Redactor:
         # the scan resumes after each separator, not after each value.
         out: list[str] = []
         pos = 0
-        for match in _PAIR_KEY.finditer(text):
+        for match in PAIR_KEY_RE.finditer(text):
             if match.start() < pos or not self.is_secret_key(match.group("key")):
                 continue
-            value = _PAIR_VALUE.match(text, match.end())
+            value = PAIR_VALUE_RE.match(text, match.end())
             if value is None:
                 continue
             bare = value.group().strip("\"'")
             # "Authorization: Bearer <token>": the credential rule filtered the token.
-            if bare in ("", FILTERED) or bare.lower() in _SCHEMES:
+            if bare in ("", FILTERED) or bare.lower() in SCHEMES:
                 continue
             quote = value.group()[0] if value.group()[0] in "\"'" else ""
             out.append(text[pos:match.end()])
@@ -344,9 +253,9 @@ class Redactor:
         if (rules & CARD and isinstance(value, int) and not isinstance(value, bool)
                 and value > 10**12):
             digits = str(value)
-            if _is_card(digits):
+            if is_card(digits):
                 paths.append(".".join(path))
-                return _card_mask(digits)
+                return card_mask(digits)
         return value
 
     def _allow_for(self, domain: str) -> tuple[tuple[str, ...], ...]:
