@@ -264,11 +264,13 @@ async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
 
 
 def _redact_text_fields(service: AsyncDLQService, arg: Any) -> Any:
-    texts = {name: getattr(arg, name) for name in ("reason", "notes")
-             if isinstance(getattr(arg, name, None), str)}
+    """``arg`` with its ``reason`` and ``notes`` (the operator's free text) filtered."""
     redactor = service.config.redactor
-    changed = {name: redactor.text(value) for name, value in texts.items()
-               if redactor.text(value) != value}
+    changed = {}
+    for name in ("reason", "notes"):
+        value = getattr(arg, name, None)
+        if isinstance(value, str) and (new := redactor.text(value)) != value:
+            changed[name] = new
     return arg.model_copy(update=changed) if changed else arg
 
 
