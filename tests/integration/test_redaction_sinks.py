@@ -36,7 +36,7 @@ import dlq
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
 from dlq._cli import app
 from dlq._procs import BIN
-from tests.support.api import api_client, auth
+from tests.support.api import TOKENS, api_client, auth
 from tests.support.helpers import eventually, wait_status, with_config
 
 pytestmark = pytest.mark.integration
@@ -269,6 +269,14 @@ async def test_no_redacted_secret_reaches_any_sink(config: DLQConfig, client: Cl
             assert answer.status_code == 200, answer.text
             assert answer.json()["redacted_paths"] == entry["redacted_paths"]
             sinks["http entry"] = answer.content
+            signed_in = http.post("/login", data={"token": TOKENS["vera"][1]},
+                                  follow_redirects=False)
+            assert signed_in.status_code == 303
+            page = http.get(f"/entries/{redriven}")
+            assert page.status_code == 200
+            assert 'data-testid="redacted-paths"' in page.text
+            assert "<code>request_data.headers.Authorization</code>" in page.text
+            sinks["console entry page"] = page.content
         sinks["logs"] = "\n".join(logs.lines).encode()
 
         # The scan is not vacuous: each sink holds the entries, filtered.
