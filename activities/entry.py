@@ -19,6 +19,7 @@ from dlq._fingerprint import fingerprint, normalize_message
 from dlq._handlers import HandlerRegistry
 from dlq._handlers import registry as default_registry
 from dlq._messages import PersistInput, PersistResult, ReplayHandlerInput, ReplayHandlerResult
+from dlq._redact import Redactor, default_redactor
 
 
 class EntryActivities:
@@ -32,14 +33,17 @@ class EntryActivities:
             (off when ``DLQ_METRICS_PORT`` is 0).
         grouping: Give new entries a fingerprint and count them in their
             failure group (``DLQ_GROUPING_ENABLED``).
+        redactor: Filters secrets out of a failing handler's exception text
+            before it is logged or recorded (the default rules if None).
     """
 
     def __init__(self, engine: Engine, *, handlers: HandlerRegistry | None = None,
                  handler_executor: Executor | None = None, metrics: bool = True,
-                 grouping: bool = True) -> None:
+                 grouping: bool = True, redactor: Redactor | None = None) -> None:
         self.engine = engine
         self.metrics = metrics
         self.grouping = grouping
+        self.redactor = redactor or default_redactor()
         self.handlers = handlers or default_registry
         self.handler_executor = handler_executor or ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="dlq-handler"
@@ -128,9 +132,11 @@ class EntryActivities:
                                        error=f"replay handler timed out after {timeout:g}s",
                                        duration_ms=_ms(started))
         except Exception as err:  # noqa: BLE001 - a failing handler is a normal outcome
-            activity.logger.info("replay handler failed for %s: %r", entry.id, err)
-            return ReplayHandlerResult(outcome="failure", error=f"{type(err).__name__}: {err}",
-                                       duration_ms=_ms(started))
+            # The exception text may quote the data it failed on: it becomes
+            # last_error (history, SQL, the Web UI card) only once filtered.
+            error = self.redactor.text(f"{type(err).__name__}: {err}")
+            activity.logger.info("replay handler failed for %s: %s", entry.id, error)
+            return ReplayHandlerResult(outcome="failure", error=error, duration_ms=_ms(started))
         return ReplayHandlerResult(outcome="success", duration_ms=_ms(started))
 
 

@@ -32,6 +32,7 @@ from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
 from dlq._fields import DATA_FIELDS, StoreArgs, takes_store_args
 from dlq._messages import CaptureInput, CaptureResult, EntryInput
+from dlq._redact import redact_text
 from dlq._relay import Relay
 from dlq._results import DLQEntryResult
 from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, entry_workflow_id
@@ -191,9 +192,10 @@ async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryR
                         error=f"cannot reach Temporal at {address}: "
                                               f"{err.__cause__}")
     except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
-        log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
-        return _enqueue(service, entry, reason="error",
-                        error=f"DLQ store failed: {type(err).__name__}: {err}")
+        # An error's text may quote what it failed on: filtered before it is logged.
+        error = redact_text(f"{type(err).__name__}: {err}")
+        log.warning("DLQ store of %s/%s failed: %s", entry.domain, entry.failure_type, error)
+        return _enqueue(service, entry, reason="error", error=f"DLQ store failed: {error}")
 
 
 async def create_test_entry(
@@ -252,8 +254,8 @@ def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = No
         outbox.append(entry)
     except Exception as err:  # noqa: BLE001 - report, never raise to the caller
         metrics.count_store_failure("outbox_append_failed")
-        log.error("DLQ outbox append failed for %s: %r", entry.dlq_id, err)
-        lost = f"outbox append failed: {type(err).__name__}: {err}"
+        lost = redact_text(f"outbox append failed: {type(err).__name__}: {err}")
+        log.error("DLQ %s for %s", lost, entry.dlq_id)
         return DLQEntryResult(success=False, error=f"{error}; {lost}" if error else lost)
     if run_relay:
         start_relay(service)

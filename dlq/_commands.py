@@ -257,6 +257,7 @@ async def edit_entry_data(service: AsyncDLQService, pk: str, *,
     patch = check_patch({name: value for name, value in (("request_data", request_data),
                                                          ("snapshot_data", snapshot_data))
                          if value is not None})
+    patch = await _redact_patch(service, pk, patch)
     result = await _update(
         service, pk, "edit_data",
         EditDataInput(dlq_id=pk, actor=actor, reason=reason or "",
@@ -274,6 +275,9 @@ async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
     (:class:`DLQCommandPendingError`), never as failed: it may still apply.
     """
     check_entry_id(pk, "pk")
+    # An operator's reason or notes may quote a secret; they are filtered
+    # before they reach the history, the audit trail and SQL.
+    arg = _redact_text_fields(service, arg)
     client = await service.get_client()
     # Bounded: with no worker polling, an update would otherwise wait forever.
     bound = service.config.command_timeout
@@ -355,3 +359,32 @@ def _pending(service: AsyncDLQService, pk: str, name: str, update_id: str, *,
     return DLQCommandPendingError(
         f"pending, not failed: {why}. Check `dlq show {pk}` before sending it again.",
         entry_id=pk, command=name, accepted=accepted, update_id=update_id)
+
+
+def _redact_text_fields(service: AsyncDLQService, arg: Any) -> Any:
+    """``arg`` with its ``reason`` and ``notes`` (the operator's free text) filtered."""
+    redactor = service.config.redactor
+    changed = {}
+    for name in ("reason", "notes"):
+        value = getattr(arg, name, None)
+        if isinstance(value, str) and (new := redactor.text(value)) != value:
+            changed[name] = new
+    return arg.model_copy(update=changed) if changed else arg
+
+
+async def _redact_patch(service: AsyncDLQService, pk: str,
+                        patch: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An edit's data crosses the same redaction as a capture (the entry's allow list applies)."""
+    redactor = service.config.redactor
+    if not redactor.enabled:
+        return patch
+    try:
+        entry = await service.get_entry_by_id(pk) if isinstance(pk, str) and pk else None
+    except Exception:  # noqa: BLE001 - SQL unreadable: no domain, so only "*" is allowed
+        entry = None
+    # Without the entry's domain only the "*" allow list applies: filtering
+    # too much is the safe side.
+    domain = entry.domain if entry is not None else ""
+    # None (a merge patch's "remove this key") stays None under every rule.
+    return {name: redactor.data(value, field=name, domain=domain)
+            for name, value in patch.items()}

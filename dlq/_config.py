@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from dlq._alert_rules import AlertRule, parse_alert_rules
 from dlq._filters import parse_sla_thresholds
 from dlq._keys import LOCAL_KEY_FILE, KeyRing, local_key_ring, parse_key_ring
+from dlq._redact import Redactor, parse_redact_allow
 from dlq._tokens import ApiToken, parse_api_tokens
 
 __all__ = ["DLQConfig", "DLQSettings"]
@@ -107,6 +108,15 @@ class DLQSettings(BaseSettings):
     def _parse_alert_rules(cls, value: Any) -> tuple[AlertRule, ...]:
         # A malformed rule must stop start-up, naming the rule and its field.
         return parse_alert_rules(value)
+    redact_enabled: bool = True
+    redact_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    redact_allow: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("redact_allow", mode="before")
+    @classmethod
+    def _parse_allow(cls, value: Any) -> dict[str, tuple[str, ...]]:
+        # A malformed allow list must stop start-up, naming what is wrong.
+        return parse_redact_allow(value)
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -120,7 +130,8 @@ class DLQSettings(BaseSettings):
         # Malformed thresholds must stop start-up, not surface at query time.
         return parse_sla_thresholds(value)
 
-    @field_validator("handler_modules", "temporal_hooks", "codec_cors_origins", mode="before")
+    @field_validator("handler_modules", "temporal_hooks", "codec_cors_origins",
+                     "redact_keys", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         # A comma-separated list is friendlier in an env file than JSON.
@@ -165,8 +176,9 @@ class DLQConfig:
             scheduled maintenance.
         maintenance_interval_hours: How often the maintenance schedule runs.
         maintenance_enabled: Whether the worker creates the maintenance schedule.
-        cursor_secret: Key that signs list cursors; derived from the database
-            URL when empty (set it in production).
+        cursor_secret: Key that signs list cursors; when empty, a random
+            secret kept in ``home/cursor.key`` (mode 0600; set this when
+            several hosts serve the same cursors).
         outbox_enabled: Whether ``mode=None`` stores go through the outbox.
         outbox_path: The local outbox file (one per host; the worker drains it
             too; default: ``outbox.db`` in ``home``).
@@ -217,6 +229,12 @@ class DLQConfig:
         alerts_interval_seconds: How often the alerts schedule evaluates the rules.
         console_url: Base URL of ``dlq serve`` (e.g. ``https://dlq.example.com``)
             that notifications link to; empty: they link to the Temporal Web UI.
+        redact_enabled: Whether secrets are replaced with ``[Filtered]`` at
+            capture (see ``docs/security.md``).
+        redact_keys: Key terms redacted besides the default list
+            (``DLQ_REDACT_KEYS``, comma-separated).
+        redact_allow: Domain -> dotted paths that stay unredacted
+            (``DLQ_REDACT_ALLOW``, JSON), for values a replay handler needs.
     """
 
     enabled: bool = True
@@ -261,6 +279,9 @@ class DLQConfig:
     alert_rules: tuple[AlertRule, ...] = ()
     alerts_interval_seconds: float = 60.0
     console_url: str = ""
+    redact_enabled: bool = True
+    redact_keys: tuple[str, ...] = ()
+    redact_allow: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Paths are absolute from here on, so a command run from any folder
@@ -297,6 +318,8 @@ class DLQConfig:
         if self.alerts_interval_seconds < 10:
             raise ValueError("DLQConfig.alerts_interval_seconds must be >= 10, got "
                              f"{self.alerts_interval_seconds!r}")
+        object.__setattr__(self, "redact_keys", tuple(self.redact_keys))
+        object.__setattr__(self, "redact_allow", parse_redact_allow(self.redact_allow))
 
     @property
     def key_ring(self) -> KeyRing | None:
@@ -304,11 +327,30 @@ class DLQConfig:
         ring: KeyRing | None = self.__dict__["_key_ring"]
         return ring
 
+    @functools.cached_property  # compiled once: every store runs it
+    def redactor(self) -> Redactor:
+        """The redaction rules of this configuration."""
+        return Redactor(extra_keys=self.redact_keys, allow=self.redact_allow,
+                        enabled=self.redact_enabled)
+
     @functools.cached_property  # hashed once: every cursor page signs with it
     def cursor_key(self) -> bytes:
-        """The key that signs list cursors."""
-        secret = self.cursor_secret or f"dlq-cursor:{self.database_url}"
-        return hashlib.sha256(secret.encode()).digest()
+        """The key that signs list cursors.
+
+        From ``DLQ_CURSOR_SECRET``; without it, a random secret made once and
+        kept in ``home/cursor.key`` (mode 0600), never anything derived from
+        the configuration (the database URL is no secret).
+        """
+        if self.cursor_secret:
+            return hashlib.sha256(self.cursor_secret.encode()).digest()
+        from dlq._local_secret import local_secret
+
+        try:
+            secret = local_secret(self.home, "cursor.key")
+        except OSError as err:
+            raise OSError(f"cannot keep the cursor signing key in {self.home}/cursor.key "
+                          f"({err.strerror or err}); set DLQ_CURSOR_SECRET or DLQ_HOME") from err
+        return hashlib.sha256(b"dlq-cursor:" + secret).digest()
 
     @classmethod
     def from_settings(cls, settings: DLQSettings | None = None) -> DLQConfig:

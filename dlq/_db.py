@@ -103,6 +103,9 @@ class DLQEntryBase(SQLModel):
     data_edited_at: datetime | None = _dt()
     original_data: dict[str, Any] | None = Field(default=None,
                                                  sa_type=EncryptedJSON(none_as_null=True))
+    # Dotted paths replaced with "[Filtered]" at capture (see dlq/_redact.py).
+    redacted_paths: list[str] = Field(default_factory=list, sa_type=JSONType,
+                                      sa_column_kwargs={"nullable": False})
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
     expires_at: datetime | None = _dt()
@@ -293,10 +296,13 @@ def create_db_engine(url: str, *, key_ring: KeyRing | None = None, **kwargs: Any
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        # Errors must not carry row values into logs and Temporal histories.
+        kwargs.setdefault("hide_parameters", True)
         return attach_key_ring(sa.create_engine(url, **kwargs), key_ring)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+    kwargs.setdefault("hide_parameters", True)
     engine = sa.create_engine(url, **kwargs)
 
     @sa.event.listens_for(engine, "connect")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from dlq._boundary import check_failure
 from dlq._config import DLQConfig
-from dlq._fields import adopt_store_signature, store_args
+from dlq._fields import DATA_FIELDS, adopt_store_signature, store_args
 from dlq._messages import EntryInput
 
 __all__ = ["build_entry", "new_dlq_id", "new_entry_input", "request_context"]
 
+# Free text that may quote a secret (an exception's message, a hint).
+REDACTED_TEXT_FIELDS = ("error_message", "next_action_hint")
 
 def new_dlq_id() -> str:
     """A fresh entry id, assigned by the client before anything is written."""
@@ -97,8 +100,15 @@ def build_entry(fields: dict[str, Any], request: Any, *, config: DLQConfig,
     # The one boundary check (dlq._boundary): what passes fits every store downstream.
     values, data_bytes = check_failure(fields, request_context(request),
                                        max_data_bytes=config.payload_max_bytes)
+    # Secrets are replaced here, before the entry exists anywhere (outbox,
+    # Temporal, SQL, logs); every store path and new_entry_input pass here.
+    redacted = config.redactor.fields(values, data_fields=DATA_FIELDS,
+                                      text_fields=REDACTED_TEXT_FIELDS)
+    if {path.split(".", 1)[0] for path in redacted} & set(DATA_FIELDS):
+        # Filtered values change the size (which decides inline or claim check).
+        data_bytes = sum(len(json.dumps(values[field])) for field in DATA_FIELDS)
     return EntryInput(
-        dlq_id=dlq_id or new_dlq_id(), **values, data_bytes=data_bytes,
+        dlq_id=dlq_id or new_dlq_id(), **values, data_bytes=data_bytes, redacted_paths=redacted,
         created_at=created_at or datetime.now(UTC),
         max_retries=config.max_replay_attempts, retry_delay=config.retry_delay,
         expiry_hours=config.expiry_hours, auto_replay=config.auto_replay,

@@ -62,6 +62,8 @@ class EntryInput(FailureFields):
     expiry_hours: float = 72
     auto_replay: bool = True
     replay_timeout: float = 30
+    # Set at capture by the redactor (dlq/_redact.py), not by callers.
+    redacted_paths: list[str] = Field(default_factory=list)
     state: EntryState | None = None
     # How the store reached Temporal (sync, async, fallback): recorded in the
     # entry's "created" audit event, which the worker's metrics count.

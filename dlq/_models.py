@@ -56,6 +56,9 @@ class FailedOperationData(FailureFields):
         max_retries: Size of the budget.
         occurrences: How many times a deduplicated failure happened.
         last_error: Why the last replay failed.
+        redacted_paths: Dotted paths (``request_data.card.number``,
+            ``error_message``) whose values were replaced with ``[Filtered]``
+            at capture.
     """
 
     id: str
@@ -69,6 +72,7 @@ class FailedOperationData(FailureFields):
     last_seen_at: datetime | None = None
     expires_at: datetime | None = None
     resolved_at: datetime | None = None
+    redacted_paths: list[str] = Field(default_factory=list)
 
     @property
     def can_retry(self) -> bool:

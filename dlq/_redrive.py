@@ -195,6 +195,8 @@ async def bulk_replay(service: AsyncDLQService, filters: dict[str, Any] | None =
     if canary > preview["count"]:
         raise ValueError(f"canary ({canary}) is larger than the set ({preview['count']})")
     bulk_id = uuid.uuid4().hex
+    # The reason is recorded on every entry touched: filtered like any operator text.
+    reason = service.config.redactor.text(reason)
     client = await service.get_client()
     # Freeze the set now, not in the workflow's first activity: an entry
     # stored after this call returns must never be swept in. (The workflow

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dlq import _metrics as metrics
 from dlq._messages import EntryInput
 from dlq._outbox import Outbox
+from dlq._redact import redact_text
 
 __all__ = ["Relay"]
 
@@ -97,7 +99,8 @@ class Relay:
                 except Exception as err:  # noqa: BLE001 - retried with backoff
                     self.errors += 1
                     metrics.count_relay_error()
-                    self.last_error = f"{type(err).__name__}: {err}"
+                    # Kept in the outbox file and logged: filtered like any error text.
+                    self.last_error = redact_text(f"{type(err).__name__}: {err}")
                     delay = min(self.max_backoff, 0.5 * 2 ** record.attempts)
                     await asyncio.to_thread(self.outbox.release, record.seq, self.last_error,
                                             retry_in=delay)
@@ -131,8 +134,9 @@ class Relay:
         while True:
             try:
                 delivered = await self.drain_once()
-            except Exception:  # e.g. the outbox file briefly locked; logged, then retried
-                log.exception("relay round failed")
+            except Exception as err:  # noqa: BLE001 - e.g. the outbox file briefly locked; retried
+                log.error("relay round failed: %s",
+                          redact_text("".join(traceback.format_exception(err))))
                 delivered = 0
             if self._failed_rounds:
                 # Temporal (or the claim check's SQL) is unreachable: probe with

@@ -110,7 +110,7 @@ def build_worker(client: Client, *, task_queue: str, engine: Engine,
         attach_key_ring(engine, config.key_ring)
     # DLQ_METRICS_PORT=0: this worker neither serves nor counts dlq_* metrics.
     entry = EntryActivities(engine, metrics=config.metrics_port != 0,
-                            grouping=config.grouping_enabled)
+                            grouping=config.grouping_enabled, redactor=config.redactor)
     alerts = AlertActivities(engine, config)
     service = AsyncDLQService(config, SQLModelRepository(engine), client=client)
     maintenance = MaintenanceActivities(service)

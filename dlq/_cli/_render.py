@@ -63,6 +63,10 @@ def entry_view(entry: dict[str, Any]) -> Group:
     if entry.get("original_data"):
         parts.append(_data("original data (as captured, before the edits)",
                            entry["original_data"]))
+    if entry.get("redacted_paths"):
+        # So an operator knows why a field reads [Filtered] (docs/security.md).
+        parts.append(Text(f"redacted at capture: {', '.join(entry['redacted_paths'])}",
+                          style="dim"))
     parts.append(Rule(f"audit trail ({len(entry.get('audit_events', []))} events, oldest "
                       "first)", style="dim"))
     for event in entry.get("audit_events", []):

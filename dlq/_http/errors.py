@@ -14,6 +14,7 @@ sends the browser to the sign-in page.
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dlq._errors import DLQCommandPendingError, as_public_error, http_status
 from dlq._http.auth import AuthError
+from dlq._redact import redact_text
 
 __all__ = ["error_body", "install_error_handlers"]
 
@@ -84,8 +86,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(err, ValueError):
             return _answer(request, 422, str(err).splitlines()[0] if str(err) else "bad input",
                            "ValueError")
-        log.error("unexpected error on %s %s", request.method, request.url.path,
-                  exc_info=err)
+        # The traceback's messages may quote request data: filtered first.
+        trace = redact_text("".join(traceback.format_exception(err)))
+        log.error("unexpected error on %s %s\n%s", request.method, request.url.path, trace)
         return _answer(request, 500, "internal error; the server log has the details",
                        "InternalError")
 

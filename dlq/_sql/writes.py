@@ -35,7 +35,8 @@ MUTABLE_COLUMNS = (
 EDITED_COLUMNS = ("request_data", "snapshot_data", "original_data")
 # Written once, at capture: the failure's fields ("metadata" is a column name the
 # ORM model cannot use, so it is bound apart), where the entry lives and when.
-DATA_COLUMNS = ("workflow_id", *(f for f in FAILURE_FIELDS if f != "metadata"), "created_at")
+DATA_COLUMNS = ("workflow_id", *(f for f in FAILURE_FIELDS if f != "metadata"), "created_at",
+                "redacted_paths")
 # The data fields a claim check moves to SQL when they are too large for Temporal.
 PAYLOAD_FIELDS = DATA_FIELDS
 

@@ -95,3 +95,26 @@ async def test_an_unreachable_destination_uses_up_no_attempts(tmp_path: Path) ->
         task.cancel()
     assert len(checks) >= 4 and relay.errors == 3 and len(set(delivered)) == 10
     assert outbox.stats().depth == 0 and outbox.stats().failing == 0
+
+
+async def test_a_delivery_error_quoting_a_secret_is_filtered_in_the_outbox_and_the_log(
+        tmp_path: Path, caplog) -> None:
+    outbox_path = tmp_path / "o.db"
+    outbox = Outbox(outbox_path)
+    outbox.append(new_entry_input("webhook", "HTTP_503"))
+    secret = "Zq7sk_live_51Habc9XyZ0123"
+
+    async def deliver(entry: EntryInput) -> None:
+        raise ConnectionError(f"proxy refused Bearer {secret} (password={secret}x)")
+
+    relay = Relay(outbox, deliver, batch_size=5)
+    with caplog.at_level("DEBUG", logger="dlq"):
+        await relay.drain_once()
+    assert relay.errors == 1
+    # A value runs to the next space or quote: a ")" may be part of a password.
+    assert relay.last_error == ("ConnectionError: proxy refused Bearer [Filtered] "
+                                "(password=[Filtered]")
+    assert "[Filtered]" in caplog.text and secret not in caplog.text
+    assert outbox.stats().last_error == relay.last_error
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("o.db*"))
+    assert b"proxy refused" in stored and secret.encode() not in stored

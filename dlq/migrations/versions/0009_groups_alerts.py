@@ -1,7 +1,7 @@
 """failure groups (fingerprint, dlq_groups kept by triggers, per-minute counts) and alerts
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-29
 
 * ``dlq_entries.fingerprint``: the entry's failure group, written once with the
@@ -26,7 +26,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

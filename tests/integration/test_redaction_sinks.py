@@ -1,0 +1,347 @@
+"""Redaction end to end: seeded secrets never reach any sink, on SQLite and PostgreSQL.
+
+Entries full of distinct secrets (passwords, bearer tokens, card numbers, API
+keys under secret-named keys, JWTs, PEM keys) are stored through sync, async
+(outbox and relay) and deduplicated stores; a replay handler fails with a
+message quoting more secrets; entries are replayed automatically, force-redriven
+and resolved with notes holding secrets. Then the bytes of every sink are
+scanned: the SQL database file or a ``pg_dump``, the Temporal histories
+(``temporal workflow show -o json``, payloads decoded), ``describe`` and the
+``get_state`` query, the outbox file, every log record of the process (the
+worker runs in it) and ``dlq show``. A value on the allow list reaches the
+handler unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import random
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+from temporalio.client import Client
+from typer.testing import CliRunner
+
+import dlq
+from dlq import AsyncDLQService, DLQConfig, workflow_id_for
+from dlq._cli import app
+from dlq._procs import BIN
+from tests.support.api import TOKENS, api_client, auth
+from tests.support.helpers import eventually, wait_status, with_config
+
+pytestmark = pytest.mark.integration
+
+DOMAIN = "t-vault"
+ALLOWED_PATH = "request_data.credentials.api_key"
+# What the handler saw, by entity id, and the secrets it quotes when it fails.
+received: dict[str, dict[str, Any]] = {}
+handler_secrets: dict[str, str] = {}
+_lock = threading.Lock()
+
+
+@dlq.replay_handler(DOMAIN)
+def leaky_handler(entry: dlq.FailedOperationData) -> None:
+    """Fails like a careless downstream: its message quotes credentials."""
+    with _lock:
+        received[entry.entity_id or ""] = entry.model_dump(mode="json")
+    raise RuntimeError(handler_secrets[entry.entity_id or ""])
+
+
+class Secrets:
+    """Distinct random secrets, and the exact strings that must never be seen."""
+
+    def __init__(self) -> None:
+        self.rng = random.Random(uuid.uuid4().int)
+        self.values: list[str] = []
+
+    def _keep(self, *values: str) -> None:
+        self.values.extend(values)
+
+    def word(self, prefix: str) -> str:
+        value = f"{prefix}{self.rng.getrandbits(80):020x}Zq"
+        self._keep(value)
+        return value
+
+    def card(self, sep: str = "") -> str:
+        digits = [4] + [self.rng.randrange(10) for _ in range(14)]
+        total = 0
+        for i, d in enumerate(reversed(digits)):  # the check digit makes it pass Luhn
+            d = d * 2 if i % 2 == 0 else d
+            total += d - 9 if d > 9 else d
+        number = "".join(map(str, digits)) + str((10 - total % 10) % 10)
+        # Never seen: the number, any of its spellings, or its first twelve digits.
+        self._keep(number, " ".join(number[i:i + 4] for i in range(0, 16, 4)),
+                   "-".join(number[i:i + 4] for i in range(0, 16, 4)), number[:12])
+        return sep.join(number[i:i + 4] for i in range(0, 16, 4)) if sep else number
+
+    def jwt(self) -> str:
+        def part(data: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+        body = part({"sub": self.word("sub-"), "exp": 2000000000})
+        value = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{body}.{self.word('sig')}"
+        self._keep(value, body)
+        return value
+
+    def pem(self) -> str:
+        body = "".join(f"{self.rng.getrandbits(256):064x}" for _ in range(2))
+        self._keep(body)
+        return f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+
+    def failure(self, n: int) -> dict[str, Any]:
+        """One failure's fields, with about a dozen secrets in every field."""
+        token, card = self.word("tok"), self.card(("", " ", "-")[n % 3])
+        basic = base64.b64encode(f"u:{self.word('basic')}".encode()).decode()
+        return dict(
+            error_message=f"gateway said 401 for Bearer {token}; card {card}",
+            snapshot_data={"user": {"name": f"user{n}", "password": self.word("pw")},
+                           "db": {"dsn": f"postgres://app:{self.word('dbpw')}@db/x"}},
+            request_data={
+                "headers": {"Authorization": f"Bearer {self.word('hdr')}",
+                            "X-Api-Key": self.word("xak"), "Cookie": self.word("ck")},
+                "credentials": {"api_key": f"allowed-{n}-{uuid.uuid4().hex}"},
+                "payment": {"pan": self.card(), "note": f"paid with {self.card('-')}"},
+                "items": [{"sku": "A1", "secret": self.word("itm")}, {"token": self.jwt()}],
+            },
+            response_data={"session": self.jwt(), "detail": f"use Basic {basic}"},
+            metadata={"client_secret": self.word("cs"), "signing": self.pem(),
+                      "apiKey": self.word("ak")},
+        )
+
+
+def _decoded(value: Any, out: list[bytes]) -> None:
+    """Every string in a JSON document, and what base64 strings (payloads) decode to."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _decoded(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _decoded(item, out)
+    elif isinstance(value, str):
+        out.append(value.encode())
+        if len(value) >= 8 and len(value) % 4 == 0:
+            try:
+                out.append(base64.b64decode(value, validate=True))
+            except (binascii.Error, ValueError):
+                pass
+
+
+def _temporal_json(address: str, *args: str) -> bytes:
+    done = subprocess.run([str(BIN / "temporal"), *args, "--address", address, "-o", "json"],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    parts: list[bytes] = [done.stdout]
+    _decoded(json.loads(done.stdout), parts)
+    return b"\n".join(parts)
+
+
+def _sql_bytes(config: DLQConfig) -> bytes:
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return subprocess.run(["pg_dump", "--no-owner", plain], capture_output=True, timeout=60,
+                          check=True).stdout
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(text)
+
+
+@pytest.fixture
+def logs() -> Iterator[_Capture]:
+    handler = _Capture()
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("", "dlq", "temporalio")}
+    root.addHandler(handler)
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+async def test_no_redacted_secret_reaches_any_sink(config: DLQConfig, client: Client,
+                                                   tmp_path: Path, logs: _Capture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = with_config(config, home=str(tmp_path), outbox_path=str(tmp_path / "outbox.db"),
+                      redact_allow={DOMAIN: [ALLOWED_PATH]}, max_replay_attempts=2)
+    secrets = Secrets()
+    service = AsyncDLQService(cfg, client=client)
+    ids: dict[str, str] = {}       # entity id -> dlq id
+    allowed: dict[str, str] = {}   # entity id -> the allowed value
+    try:
+        async def store(n: int, **kw: Any) -> None:
+            entity = f"{config.task_queue}-{uuid.uuid4().hex[:8]}-{n}"
+            handler_secrets[entity] = (
+                f"vault rejected password={secrets.word('hpw')} with Bearer "
+                f"{secrets.word('hbt')} for card {secrets.card()} ({secrets.jwt()})")
+            fields = secrets.failure(n)
+            allowed[entity] = fields["request_data"]["credentials"]["api_key"]
+            result = await service.store_failure(DOMAIN, "DECLINED", entity_id=entity,
+                                                 recommended_action="replay", **fields, **kw)
+            assert result.success, result
+            if result.dlq_id:
+                ids[entity] = result.dlq_id
+
+        for n in range(4):                                  # sync
+            await store(n, mode="sync")
+        for n in range(4, 8):                               # async: outbox, then the relay
+            await store(n, mode="async")
+        dedup_key = f"dup-{uuid.uuid4().hex}"
+        for n in range(8, 11):                              # one deduplicated entry
+            await store(n, mode="sync", dedup_key=dedup_key)
+        await service.drain_outbox(timeout=30)
+        # Two automatic replays fail (the handler quotes secrets), then the cap.
+        primary = sorted(set(ids.values()))
+        for pk in primary:
+            await wait_status(service, pk, "requires_review", timeout=60)
+        redriven, resolved = primary[0], primary[1]
+        out = await service.force_redrive_entry(
+            redriven, actor_id="ops", reason=f"retry with api_key={secrets.word('rsn')} "
+                                             f"and Bearer {secrets.word('rbt')}")
+        assert out["success"] is False
+        await service.resolve_entry(resolved, notes=f"refunded card {secrets.card('-')}",
+                                    actor="ops")
+
+        # --- the handler got the allowed value, and nothing else secret --------------
+        for entity, data in received.items():
+            if entity in allowed:
+                assert data["request_data"]["credentials"]["api_key"] == allowed[entity]
+                assert data["snapshot_data"]["user"]["password"] == "[Filtered]"
+        assert {ids[e] for e in received if e in ids} == set(primary)
+        entry = await service.get_entry(redriven)
+        assert entry is not None
+        assert "request_data.headers.Authorization" in entry["redacted_paths"]
+        assert "error_message" in entry["redacted_paths"]
+        assert ALLOWED_PATH not in entry["redacted_paths"]
+        assert "[Filtered]" in (entry["last_error"] or "")
+        by_id = await service.get_entry_by_id(redriven)
+        assert by_id is not None and by_id.redacted_paths == entry["redacted_paths"]
+
+        # --- the sinks --------------------------------------------------------------
+        address = cfg.temporal_address
+        sinks: dict[str, bytes] = {"sql": _sql_bytes(cfg)}
+        outbox = b"".join(p.read_bytes() for p in tmp_path.glob("outbox.db*"))
+        sinks["outbox"] = outbox
+        for pk in primary:
+            row = await service.get_entry(pk)
+            assert row is not None
+            wid = row["workflow_id"]
+            sinks[f"history {wid}"] = _temporal_json(address, "workflow", "show", "-w", wid)
+            sinks[f"describe {wid}"] = _temporal_json(address, "workflow", "describe",
+                                                      "-w", wid)
+            state = await client.get_workflow_handle(wid).query("get_state")
+            sinks[f"get_state {wid}"] = json.dumps(state, default=str).encode()
+        for name in [n for n in os.environ if n.startswith("DLQ_")]:
+            monkeypatch.delenv(name)
+        for name, value in (("DLQ_TEMPORAL_ADDRESS", address), ("DLQ_HOME", str(tmp_path)),
+                            ("DLQ_DATABASE_URL", cfg.database_url),
+                            ("DLQ_TASK_QUEUE", cfg.task_queue), ("COLUMNS", "400")):
+            monkeypatch.setenv(name, value)
+        runner = CliRunner()
+        for pk in (redriven, resolved):
+            for args in (["show", pk], ["show", pk, "--json"]):
+                shown = runner.invoke(app, args)
+                assert shown.exit_code == 0, shown.output
+                sinks[f"dlq {' '.join(args)}"] = shown.output.encode()
+        with api_client(cfg) as http:
+            answer = http.get(f"/api/entries/{redriven}", headers=auth("vera"))
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["redacted_paths"] == entry["redacted_paths"]
+            sinks["http entry"] = answer.content
+            signed_in = http.post("/login", data={"token": TOKENS["vera"][1]},
+                                  follow_redirects=False)
+            assert signed_in.status_code == 303
+            page = http.get(f"/entries/{redriven}")
+            assert page.status_code == 200
+            assert 'data-testid="redacted-paths"' in page.text
+            assert "<code>request_data.headers.Authorization</code>" in page.text
+            sinks["console entry page"] = page.content
+        sinks["logs"] = "\n".join(logs.lines).encode()
+
+        # The scan is not vacuous: each sink holds the entries, filtered.
+        for name, data in sinks.items():
+            # describe shows the summary and search attributes, not the data.
+            if name != "logs" and not name.startswith("describe"):
+                assert b"[Filtered]" in data, f"{name} holds no entry data"
+        assert b"redacted at capture: snapshot_data.user.password" in sinks[f"dlq show {redriven}"]
+        assert b"replay handler failed" in sinks["logs"]
+        assert len(set(secrets.values)) >= 100
+
+        leaks = [(secret, name) for secret in set(secrets.values)
+                 for name, data in sinks.items() if secret.encode() in data]
+        assert leaks == [], f"{len(leaks)} secrets visible, e.g. {leaks[:5]}"
+    finally:
+        await service.close()
+
+
+async def test_a_signal_with_invalid_input_is_logged_without_its_input(
+        service: AsyncDLQService, client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    result = await service.store_failure("t-ok", "PG_TIMEOUT", recommended_action="manual_check")
+    assert result.success and result.dlq_id
+    secret = f"pw{uuid.uuid4().hex[:12]}"  # short: pydantic would quote it whole
+    handle = client.get_workflow_handle(workflow_id_for(result.dlq_id))
+    with caplog.at_level(logging.WARNING):
+        # Invalid: the notes (holding a secret) are not a string. Pydantic's
+        # message would quote them as input_value.
+        await handle.signal("resolve", {"notes": [secret]})
+
+        async def warned() -> list[str]:
+            return [r.getMessage() for r in caplog.records
+                    if "ignored resolve signal with invalid input" in r.getMessage()]
+
+        messages = await eventually(warned, bool, timeout=10)
+    assert "notes" in messages[0] and "valid string" in messages[0]
+    assert secret not in caplog.text
+
+
+async def test_an_edit_before_replay_is_redacted_like_a_capture(
+        config: DLQConfig, client: Client, tmp_path: Path) -> None:
+    cfg = with_config(config, home=str(tmp_path),
+                      redact_allow={"t-ok": ["request_data.auth.api_key"]})
+    service = AsyncDLQService(cfg, client=client)
+    try:
+        result = await service.store_failure(
+            "t-ok", "PG_TIMEOUT", recommended_action="manual_check",
+            request_data={"auth": {"api_key": "old-key"}, "note": "n"})
+        assert result.success and result.dlq_id
+        pk = result.dlq_id
+        secret, token = f"pw-{uuid.uuid4().hex}", f"tok{uuid.uuid4().hex}X9"
+        out = await service.edit_entry_data(
+            pk, actor="ops", reason=f"new key, password={secret}",
+            request_data={"auth": {"api_key": "new-key", "password": secret},
+                          "note": f"Bearer {token}"})
+        assert out["success"]
+        entry = await service.get_entry(pk)
+        assert entry is not None
+        assert entry["request_data"] == {"auth": {"api_key": "new-key", "password": "[Filtered]"},
+                                         "note": "Bearer [Filtered]"}
+        text = json.dumps(entry)
+        assert secret not in text and token not in text
+        assert "password=[Filtered]" in text  # the edit's reason, in the audit trail
+        history = _temporal_json(cfg.temporal_address, "workflow", "show", "-w",
+                                 entry["workflow_id"])
+        assert secret.encode() not in history and token.encode() not in history
+        assert b"new-key" in history  # allowed for this domain
+    finally:
+        await service.close()
