@@ -24,12 +24,14 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from dlq._card import static_details, static_summary
 from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
 from dlq._fields import DATA_FIELDS, StoreArgs, takes_store_args
 from dlq._messages import CaptureInput, CaptureResult, EntryInput
+from dlq._quarantine import permanent_rejection
 from dlq._relay import Relay
 from dlq._results import DLQEntryResult
 from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, entry_workflow_id
@@ -37,8 +39,8 @@ from dlq._temporal import ENTRY_WORKFLOW, SEARCH_ATTRIBUTES, entry_workflow_id
 if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
 
-__all__ = ["admit", "create_test_entry", "deliver", "drain_outbox", "get_capture_stats",
-           "start_relay", "store_entry", "store_failure"]
+__all__ = ["admit", "create_test_entry", "deliver", "drain_outbox", "enqueue",
+           "get_capture_stats", "start_relay", "store_entry", "store_failure"]
 
 log = logging.getLogger("dlq")
 # Temporal admits only a few in-flight updates per workflow (10 on the dev
@@ -145,6 +147,9 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     wid = entry_workflow_id(entry)
     bound = service.config.store_timeout
     address = service.config.temporal_address
+    if service.breaker.is_open:
+        # An earlier store found Temporal unreachable: do not wait for it again.
+        return _enqueue(service, entry, error=service.breaker.short_circuit())
     try:
         async with asyncio.timeout(bound):
             client = await service.get_client()
@@ -154,20 +159,29 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
         # A retried store of an entry whose workflow already closed.
         return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        # The SDK turns the timeout's cancellation into its own error.
-        if await _workflow_exists(service, wid):
+        # The SDK turns the timeout's cancellation into its own error. Telling
+        # "no worker" from "no Temporal" gets a twentieth of the bound, so the
+        # store returns within store_timeout + 10 %.
+        if await _workflow_exists(service, wid, timeout=min(1.0, bound / 20)):
             return _enqueue(service, entry, error=(
                 f"entry workflow {wid} was started but its SQL row was not confirmed "
                 f"within {bound:g}s (is a DLQ worker running on task queue "
                 f"{service.config.task_queue!r}?)"))
-        return _enqueue(service, entry, error=(
-            f"Temporal at {address} did not accept the entry within {bound:g}s"))
+        return _unreachable(service, entry,
+                            f"Temporal at {address} did not accept the entry within {bound:g}s")
     except DLQUnavailableError as err:
-        return _enqueue(service, entry, error=f"cannot reach Temporal at {address}: "
-                                              f"{err.__cause__}")
+        return _unreachable(service, entry, f"cannot reach Temporal at {address}: "
+                                            f"{err.__cause__}")
     except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
+        if isinstance(err, RPCError) and err.status == RPCStatusCode.UNAVAILABLE:
+            return _unreachable(service, entry, f"Temporal at {address} is unavailable: {err}")
         log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
         return _enqueue(service, entry, error=f"DLQ store failed: {type(err).__name__}: {err}")
+
+
+def _unreachable(service: AsyncDLQService, entry: EntryInput, error: str) -> DLQEntryResult:
+    service.trip_breaker(error)
+    return _enqueue(service, entry, error=error)
 
 
 async def create_test_entry(
@@ -230,10 +244,13 @@ def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = No
                           fallback_path=str(outbox.path))
 
 
+enqueue = _enqueue
+
+
 def _get_relay(service: AsyncDLQService) -> Relay:
     if service._relay is None:
         service._relay = Relay(service.outbox, service.deliver, batch_size=100,
-                               ready=service.get_client)
+                               ready=service.get_client, permanent=permanent_rejection)
     return service._relay
 
 
@@ -256,15 +273,20 @@ async def drain_outbox(service: AsyncDLQService, *, timeout: float | None = None
 
 
 async def get_capture_stats(service: AsyncDLQService) -> dict[str, Any]:
-    """Outbox depth, oldest record age and relay errors, so a stuck relay is visible."""
+    """Outbox depth, oldest record age, relay errors, quarantined records and the breaker.
+
+    So a stuck relay, a record Temporal refused for good (``quarantined``)
+    and an outage this process noticed (``circuit_open``) are visible.
+    """
     stats = await asyncio.to_thread(service.outbox.stats)
     relay = service._relay
     return {"outbox_path": str(service.outbox.path), "outbox_depth": stats.depth,
             "oldest_outbox_age_seconds": stats.oldest_age_seconds,
             "outbox_failing": stats.failing, "last_outbox_error": stats.last_error,
+            "quarantined": stats.quarantined,
             "relay_running": service.relay_running,
             "relay_delivered": relay.delivered if relay else 0,
-            "relay_errors": relay.errors if relay else 0}
+            "relay_errors": relay.errors if relay else 0, **service.breaker.snapshot()}
 
 
 async def deliver(service: AsyncDLQService, entry: EntryInput) -> None:
@@ -358,7 +380,7 @@ def _start_options(service: AsyncDLQService, entry: EntryInput) -> dict[str, Any
     )
 
 
-async def _workflow_exists(service: AsyncDLQService, wid: str) -> bool:
+async def _workflow_exists(service: AsyncDLQService, wid: str, *, timeout: float) -> bool:
     client = service._client
     if client is None:
         return False
@@ -366,7 +388,7 @@ async def _workflow_exists(service: AsyncDLQService, wid: str) -> bool:
         # wait_for, not only rpc_timeout: the SDK retries a refused
         # connection for seconds, and this runs after the store's bound.
         await asyncio.wait_for(client.get_workflow_handle(wid).describe(
-            rpc_timeout=timedelta(seconds=1)), timeout=1.0)
+            rpc_timeout=timedelta(seconds=timeout)), timeout=timeout)
         return True
     except Exception:  # noqa: BLE001 - unknown means "not confirmed"
         return False
