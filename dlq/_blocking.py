@@ -165,9 +165,9 @@ class DLQService:
             return result
         bound = self.aio.config.store_timeout
         try:
-            # The store bounds itself at store_timeout + 5 %; this is the
-            # guarantee if the loop thread itself is stuck (5 % more).
-            return self._loop.run(self.aio.store_entry(entry), timeout=bound * 1.1 - 0.05)
+            # The store bounds itself at store_timeout + 7 %; this is the
+            # guarantee if the loop thread itself is stuck.
+            return self._loop.run(self.aio.store_entry(entry), timeout=bound * 1.1 - 0.01)
         except TimeoutError as err:
             result = _capture.enqueue(self.aio, entry, str(err), run_relay=False)
             self._wake_relay()

@@ -160,9 +160,9 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
         return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The SDK turns the timeout's cancellation into its own error. Telling
-        # "no worker" from "no Temporal" gets 7 % of the bound (0.1 to 1 s), so
-        # the store returns within store_timeout + 10 %.
-        if await _workflow_exists(service, wid, timeout=max(0.1, min(1.0, bound * 0.07))):
+        # "no worker" from "no Temporal" gets 7 % of the bound (at most 1 s),
+        # so the store returns within store_timeout + 10 %.
+        if await _workflow_exists(service, wid, timeout=max(0.05, min(1.0, bound * 0.07))):
             return _enqueue(service, entry, error=(
                 f"entry workflow {wid} was started but its SQL row was not confirmed "
                 f"within {bound:g}s (is a DLQ worker running on task queue "
