@@ -162,6 +162,7 @@ class Relay:
                 # Temporal (or the claim check's SQL) is unreachable: probe with
                 # exponential backoff, deaf to producers' wake-ups (notify), until
                 # a delivery works or wake_now says the destination is back.
+                self._wake.clear()  # a producer's wake-up from before the failure
                 try:
                     async with asyncio.timeout(min(self.max_probe_interval,
                                                    0.25 * 2 ** min(self._failed_rounds, 16))):
