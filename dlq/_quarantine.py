@@ -32,7 +32,7 @@ __all__ = ["delete_quarantined", "get_quarantined", "list_quarantined", "permane
 
 # Errors raised before anything is sent: the record itself cannot be encoded.
 _UNENCODABLE = (RecursionError, UnicodeError, TypeError, OverflowError)
-_TOO_LARGE = ("larger than max", "exceeds limit", "too large", "size exceeds")
+_TOO_LARGE = ("larger than max", "too large", "size exceeds")
 
 
 def permanent_rejection(err: BaseException) -> str | None:
