@@ -333,11 +333,11 @@ async def _capture_once(service: AsyncDLQService, client: Client,
                         entry: EntryInput) -> CaptureResult:
     delay = 0.02
     while True:
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            ENTRY_WORKFLOW, entry, **_start_options(service, entry))
         try:
             return await client.execute_update_with_start_workflow(
-                "capture", CaptureInput(dlq_id=entry.dlq_id),
-                start_workflow_operation=WithStartWorkflowOperation(
-                    ENTRY_WORKFLOW, entry, **_start_options(service, entry)),
+                "capture", CaptureInput(dlq_id=entry.dlq_id), start_workflow_operation=start,
                 id=f"capture-{entry.dlq_id}", result_type=CaptureResult,
             )
         except WorkflowUpdateFailedError as err:
@@ -346,6 +346,12 @@ async def _capture_once(service: AsyncDLQService, client: Client,
             cause = err.cause
             if not (isinstance(cause, ApplicationError) and cause.type == "ContinuingAsNew"):
                 raise
+        finally:
+            # A store cut off by its bound leaves the SDK's start future failed and
+            # unread: asyncio would log "Future exception was never retrieved".
+            pending = getattr(start, "_workflow_handle", None)
+            if isinstance(pending, asyncio.Future) and pending.done() and not pending.cancelled():
+                pending.exception()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
 
