@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
 
-__all__ = ["CircuitBreaker", "probe_until_reachable"]
+__all__ = ["CircuitBreaker", "answer_within", "probe_until_reachable", "workflow_exists_by"]
 
 log = logging.getLogger("dlq")
 
@@ -90,6 +90,33 @@ class CircuitBreaker:
                     else round(time.monotonic() - opened, 3),
                     "circuit_reason": self.reason, "circuit_trips": self.trips,
                     "circuit_short_circuited": self.short_circuited}
+
+
+async def workflow_exists_by(service: AsyncDLQService, wid: str, bound: float) -> bool:
+    """Whether workflow ``wid`` exists, asked at 70 % of ``bound`` (a sync store's timeout).
+
+    A store that times out tells "no worker" (the workflow exists) from "no
+    Temporal" with this answer, ready by then instead of one more round trip.
+    """
+    await asyncio.sleep(bound * 0.7)
+    client = service._client
+    if client is None:
+        return False
+    try:
+        # wait_for, not only rpc_timeout: the SDK retries a refused
+        # connection internally for longer than the timeout it is given.
+        timeout = bound * 0.34
+        await asyncio.wait_for(client.get_workflow_handle(wid).describe(
+            rpc_timeout=timedelta(seconds=timeout)), timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - unknown means "not confirmed"
+        return False
+
+
+async def answer_within(task: asyncio.Future[bool], seconds: float) -> bool:
+    """The task's answer if it comes within ``seconds``, else False (it is left running)."""
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    return task in done and not task.cancelled() and task.result()
 
 
 async def probe_until_reachable(service: AsyncDLQService) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import (
@@ -26,6 +25,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from dlq._breaker import answer_within, workflow_exists_by
 from dlq._card import static_details, static_summary
 from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
@@ -150,6 +150,10 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
     if service.breaker.is_open:
         # An earlier store found Temporal unreachable: do not wait for it again.
         return _enqueue(service, entry, error=service.breaker.short_circuit())
+    # Asked before the bound runs out, so that telling "no worker" from "no
+    # Temporal" afterwards costs next to nothing (the store returns within
+    # store_timeout + 10 %); cancelled when the store succeeds in time.
+    exists = asyncio.ensure_future(workflow_exists_by(service, wid, bound))
     try:
         async with asyncio.timeout(bound):
             client = await service.get_client()
@@ -159,10 +163,8 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
         # A retried store of an entry whose workflow already closed.
         return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        # The SDK turns the timeout's cancellation into its own error. Telling
-        # "no worker" from "no Temporal" gets 7 % of the bound (at most 1 s),
-        # so the store returns within store_timeout + 10 %.
-        if await _workflow_exists(service, wid, timeout=max(0.05, min(1.0, bound * 0.07))):
+        # The SDK turns the timeout's cancellation into its own error.
+        if await answer_within(exists, bound * 0.04):
             return _enqueue(service, entry, error=(
                 f"entry workflow {wid} was started but its SQL row was not confirmed "
                 f"within {bound:g}s (is a DLQ worker running on task queue "
@@ -177,6 +179,8 @@ async def store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryRe
             return _unreachable(service, entry, f"Temporal at {address} is unavailable: {err}")
         log.warning("DLQ store of %s/%s failed: %r", entry.domain, entry.failure_type, err)
         return _enqueue(service, entry, error=f"DLQ store failed: {type(err).__name__}: {err}")
+    finally:
+        exists.cancel()
 
 
 def _unreachable(service: AsyncDLQService, entry: EntryInput, error: str) -> DLQEntryResult:
@@ -384,17 +388,3 @@ def _start_options(service: AsyncDLQService, entry: EntryInput) -> dict[str, Any
         static_summary=static_summary(entry),
         static_details=static_details(entry),
     )
-
-
-async def _workflow_exists(service: AsyncDLQService, wid: str, *, timeout: float) -> bool:
-    client = service._client
-    if client is None:
-        return False
-    try:
-        # wait_for, not only rpc_timeout: the SDK retries a refused
-        # connection for seconds, and this runs after the store's bound.
-        await asyncio.wait_for(client.get_workflow_handle(wid).describe(
-            rpc_timeout=timedelta(seconds=timeout)), timeout=timeout)
-        return True
-    except Exception:  # noqa: BLE001 - unknown means "not confirmed"
-        return False

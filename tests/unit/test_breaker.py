@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dlq import AsyncDLQService, DLQConfig, DLQEntryResult
+from dlq import AsyncDLQService, DLQConfig, DLQEntryResult, DLQService
 from dlq._breaker import CircuitBreaker
 
 
@@ -72,3 +72,19 @@ async def test_concurrent_stores_are_bounded_then_skip_temporal(silent_port: int
         assert stats["circuit_short_circuited"] == 1
     finally:
         await service.close()
+
+
+def test_a_sync_store_is_bounded_even_when_the_loop_thread_is_stuck(tmp_path: Path) -> None:
+    config = DLQConfig(temporal_address="127.0.0.1:1", store_timeout=2.0,
+                       database_url=f"sqlite:///{tmp_path}/d.db",
+                       outbox_path=str(tmp_path / "outbox.db"))
+    with DLQService(config) as service:
+        # Something (a blocking call by mistake) holds the service's loop thread.
+        service._loop.loop.call_soon_threadsafe(time.sleep, 4)
+        started = time.monotonic()
+        result = service.store_failure("payment", "PG_TIMEOUT")
+        elapsed = time.monotonic() - started
+        assert elapsed <= config.store_timeout * 1.1, elapsed
+        assert result.success is False and result.dlq_id and result.fallback_path
+        assert "no answer from the DLQ loop thread" in (result.error or "")
+        assert service.aio.outbox.stats().depth == 1
