@@ -166,7 +166,7 @@ class DLQService:
         bound = self.aio.config.store_timeout
         # Open the outbox now (once), so a fallback within the bound does not
         # also pay for creating the file.
-        outbox = self.aio.outbox  # noqa: F841
+        _ = self.aio.outbox
         try:
             # The store bounds itself at store_timeout + 4 %; this is the
             # guarantee if the loop thread itself is stuck (and leaves 4 % for
