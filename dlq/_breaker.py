@@ -8,6 +8,10 @@ failing web request an outbox append (about a millisecond), not
 A background probe on the service's event loop checks Temporal's health
 every ``probe_interval`` seconds and closes the breaker when it answers;
 the relay delivers what the outbox gathered meanwhile.
+
+:func:`workflow_exists_by` keeps a timed-out store within its bound: whether
+the entry's workflow exists ("no worker" rather than "no Temporal", which
+does not open the breaker) is asked before the timeout runs out.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import os
 import weakref
 from typing import Any, Protocol
 
-__all__ = ["ForkAware", "forks_seen", "track"]
+__all__ = ["ForkAware", "forks_seen", "keep", "track"]
 
 
 class ForkAware(Protocol):
