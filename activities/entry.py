@@ -9,9 +9,11 @@ from collections.abc import Awaitable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from dlq import _metrics as metrics
 from dlq import _sql as repo
@@ -20,6 +22,12 @@ from dlq._handlers import HandlerRegistry
 from dlq._handlers import registry as default_registry
 from dlq._messages import PersistInput, PersistResult, ReplayHandlerInput, ReplayHandlerResult
 from dlq._redact import Redactor, default_redactor
+
+PERSIST_REJECTED = "PersistRejected"
+# Errors about the values, not the database's health: DataError (PostgreSQL:
+# NUL in text, out-of-range numbers), and what drivers raise while binding
+# (sqlite3: OverflowError for an int beyond 64 bits).
+_REFUSED_VALUES = (sa_exc.DataError, OverflowError)
 
 
 class EntryActivities:
@@ -55,7 +63,27 @@ class EntryActivities:
 
         The row changes only if ``input.state.version`` is newer than the
         stored one, so a late or repeated execution never moves it back.
+
+        Raises:
+            ApplicationError: ``PersistRejected`` (non-retryable) when SQL
+                refuses the values themselves (out of range, a character
+                the engine cannot store): retrying could never succeed, so
+                the workflow records the entry as unprojected instead.
+                Everything else (SQL down, locked) is retried.
         """
+        try:
+            return self._persist(input)
+        except _REFUSED_VALUES as err:
+            # The driver's own message (err.orig), never SQLAlchemy's, which
+            # quotes the statement's parameters: the entry's data.
+            cause = getattr(err, "orig", None) or err
+            first = (str(cause).strip().splitlines() or [""])[0][:300]
+            raise ApplicationError(
+                f"SQL refused the row of entry {input.state.id} v{input.state.version}: "
+                f"{type(cause).__name__}: {first}", type=PERSIST_REJECTED,
+                non_retryable=True) from None
+
+    def _persist(self, input: PersistInput) -> PersistResult:
         state = input.state
         with Session(self.engine) as session:
             if input.include_data and state.payload_ref:

@@ -10,12 +10,13 @@ coroutines run.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dlq import _capture, _queries
+from dlq import _capture, _fork, _queries
 from dlq._config import DLQConfig
 from dlq._fields import StoreArgs, adopt_store_signature, takes_store_args
 from dlq._messages import EntryInput
@@ -39,7 +40,11 @@ class _LoopThread:
                                         daemon=True)
         self._thread.start()
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop thread and wait for it (``TimeoutError`` after ``timeout``).
+
+        On a timeout the coroutine is cancelled.
+        """
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -47,7 +52,12 @@ class _LoopThread:
         if running is self.loop:
             coro.close()
             raise RuntimeError("DLQService called from its own loop; use AsyncDLQService")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no answer from the DLQ loop thread within {timeout:g}s") from None
 
     def close(self) -> None:
         if self.loop.is_running():
@@ -109,6 +119,15 @@ class DLQService:
         self.aio = AsyncDLQService(config, repository)
         self._loop = _LoopThread()
         self._relay_requested = False
+        _fork.track(self)
+
+    def _after_fork(self) -> None:
+        # In a forked child (gunicorn --preload, Celery prefork) the loop
+        # thread does not exist: every call would wait for it forever. The
+        # async service rebuilds its own parts (dlq._fork).
+        _fork.keep(self._loop)
+        self._loop = _LoopThread()
+        self._relay_requested = False
 
     @property
     def config(self) -> DLQConfig:
@@ -131,11 +150,38 @@ class DLQService:
         # append itself) and only wake the relay on the loop thread.
         ready = _capture.admit(self.aio, args, run_relay=False)
         if isinstance(ready, EntryInput):
-            return self._loop.run(_capture.store_checked(self.aio, ready))
-        if ready.success and not self._relay_requested and not self.aio.relay_running:
+            return self._store_sync(ready)
+        if ready.success:
+            self._wake_relay()
+        return ready
+
+    def _store_sync(self, entry: EntryInput) -> DLQEntryResult:
+        breaker = self.aio.breaker
+        if breaker.is_open:
+            # Temporal was found unreachable: an outbox append on the caller's
+            # thread, no hand-off and no wait (dlq._breaker).
+            result = _capture.enqueue(self.aio, entry, breaker.short_circuit(), run_relay=False)
+            self._wake_relay()
+            return result
+        bound = self.aio.config.store_timeout
+        # Open the outbox now (once), so a fallback within the bound does not
+        # also pay for creating the file.
+        _ = self.aio.outbox
+        try:
+            # The store bounds itself at store_timeout + 4 %; this is the
+            # guarantee if the loop thread itself is stuck (and leaves 4 % for
+            # the caller's own outbox append then).
+            return self._loop.run(_capture.store_checked(self.aio, entry),
+                                  timeout=bound * 1.06)
+        except TimeoutError as err:
+            result = _capture.enqueue(self.aio, entry, str(err), run_relay=False)
+            self._wake_relay()
+            return result
+
+    def _wake_relay(self) -> None:
+        if not self._relay_requested and not self.aio.relay_running:
             self._relay_requested = True  # one wake-up of the loop thread, not one per call
             self._loop.loop.call_soon_threadsafe(self._start_relay)
-        return ready
 
     store_failure = takes_store_args(_store_failure)
     store_failure.__doc__ = _capture.store_failure.__doc__
@@ -189,6 +235,9 @@ class DLQService:
     wait_bulk_replay = _blocking(AsyncDLQService.wait_bulk_replay)
     signal_bulk_replay = _blocking(AsyncDLQService.signal_bulk_replay)
     get_capture_stats = _blocking(AsyncDLQService.get_capture_stats)
+    list_quarantined = _blocking(AsyncDLQService.list_quarantined)
+    get_quarantined = _blocking(AsyncDLQService.get_quarantined)
+    delete_quarantined = _blocking(AsyncDLQService.delete_quarantined)
 
     def bulk_workflow_id(self, ref: str) -> str:
         """The workflow id of the bulk redrive ``ref`` names (``dlq-bulk-<hex>`` or ``<hex>``)."""

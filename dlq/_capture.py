@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import (
@@ -24,14 +23,17 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from dlq import _metrics as metrics
 from dlq._boundary import check_entry
+from dlq._breaker import answer_within, workflow_exists_by
 from dlq._card import static_details, static_summary
 from dlq._entry import build_entry
 from dlq._errors import DLQUnavailableError
 from dlq._fields import DATA_FIELDS, StoreArgs, takes_store_args
 from dlq._messages import CaptureInput, CaptureResult, EntryInput
+from dlq._quarantine import permanent_rejection
 from dlq._redact import redact_text
 from dlq._relay import Relay
 from dlq._results import DLQEntryResult
@@ -41,8 +43,8 @@ from dlq._tracing import current_trace_context, delivery_span, store_span
 if TYPE_CHECKING:
     from dlq._service import AsyncDLQService
 
-__all__ = ["admit", "create_test_entry", "deliver", "drain_outbox", "get_capture_stats",
-           "start_relay", "store_checked", "store_entry", "store_failure"]
+__all__ = ["admit", "create_test_entry", "deliver", "drain_outbox", "enqueue",
+           "get_capture_stats", "start_relay", "store_checked", "store_entry", "store_failure"]
 
 log = logging.getLogger("dlq")
 # Temporal admits only a few in-flight updates per workflow (10 on the dev
@@ -170,6 +172,13 @@ async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryR
     wid = entry_workflow_id(entry)
     bound = service.config.store_timeout
     address = service.config.temporal_address
+    if service.breaker.is_open:
+        # An earlier store found Temporal unreachable: do not wait for it again.
+        return _enqueue(service, entry, error=service.breaker.short_circuit())
+    # Asked before the bound runs out, so that telling "no worker" from "no
+    # Temporal" afterwards costs next to nothing (the store returns within
+    # store_timeout + 10 %); cancelled when the store succeeds in time.
+    exists = asyncio.ensure_future(workflow_exists_by(service, wid, bound))
     try:
         async with asyncio.timeout(bound):
             client = await service.get_client()
@@ -180,22 +189,32 @@ async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryR
         return DLQEntryResult(success=True, dlq_id=entry.dlq_id)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The SDK turns the timeout's cancellation into its own error.
-        if await _workflow_exists(service, wid):
+        if await answer_within(exists, bound * 0.04):
             return _enqueue(service, entry, reason="unconfirmed", error=(
                 f"entry workflow {wid} was started but its SQL row was not confirmed "
                 f"within {bound:g}s (is a DLQ worker running on task queue "
                 f"{service.config.task_queue!r}?)"))
-        return _enqueue(service, entry, reason="timeout", error=(
-            f"Temporal at {address} did not accept the entry within {bound:g}s"))
+        return _unreachable(service, entry, "timeout",
+                            f"Temporal at {address} did not accept the entry within {bound:g}s")
     except DLQUnavailableError as err:
-        return _enqueue(service, entry, reason="unavailable",
-                        error=f"cannot reach Temporal at {address}: "
-                                              f"{err.__cause__}")
+        return _unreachable(service, entry, "unavailable",
+                            f"cannot reach Temporal at {address}: {err.__cause__}")
     except Exception as err:  # noqa: BLE001 - the caller must never see a raise here
         # An error's text may quote what it failed on: filtered before it is logged.
         error = redact_text(f"{type(err).__name__}: {err}")
+        if isinstance(err, RPCError) and err.status == RPCStatusCode.UNAVAILABLE:
+            return _unreachable(service, entry, "unavailable",
+                                f"Temporal at {address} is unavailable: {error}")
         log.warning("DLQ store of %s/%s failed: %s", entry.domain, entry.failure_type, error)
         return _enqueue(service, entry, reason="error", error=f"DLQ store failed: {error}")
+    finally:
+        exists.cancel()
+
+
+def _unreachable(service: AsyncDLQService, entry: EntryInput, reason: str,
+                 error: str) -> DLQEntryResult:
+    service.trip_breaker(error)
+    return _enqueue(service, entry, reason=reason, error=error)
 
 
 async def create_test_entry(
@@ -268,10 +287,13 @@ def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = No
                           fallback_path=str(outbox.path))
 
 
+enqueue = _enqueue
+
+
 def _get_relay(service: AsyncDLQService) -> Relay:
     if service._relay is None:
         service._relay = Relay(service.outbox, service.deliver, batch_size=100,
-                               ready=service.get_client)
+                               ready=service.get_client, permanent=permanent_rejection)
     return service._relay
 
 
@@ -294,15 +316,20 @@ async def drain_outbox(service: AsyncDLQService, *, timeout: float | None = None
 
 
 async def get_capture_stats(service: AsyncDLQService) -> dict[str, Any]:
-    """Outbox depth, oldest record age and relay errors, so a stuck relay is visible."""
+    """Outbox depth, oldest record age, relay errors, quarantined records and the breaker.
+
+    So a stuck relay, a record Temporal refused for good (``quarantined``)
+    and an outage this process noticed (``circuit_open``) are visible.
+    """
     stats = await asyncio.to_thread(service.outbox.stats)
     relay = service._relay
     return {"outbox_path": str(service.outbox.path), "outbox_depth": stats.depth,
             "oldest_outbox_age_seconds": stats.oldest_age_seconds,
             "outbox_failing": stats.failing, "last_outbox_error": stats.last_error,
+            "quarantined": stats.quarantined,
             "relay_running": service.relay_running,
             "relay_delivered": relay.delivered if relay else 0,
-            "relay_errors": relay.errors if relay else 0}
+            "relay_errors": relay.errors if relay else 0, **service.breaker.snapshot()}
 
 
 async def deliver(service: AsyncDLQService, entry: EntryInput) -> None:
@@ -355,11 +382,11 @@ async def _capture_once(service: AsyncDLQService, client: Client,
                         entry: EntryInput) -> CaptureResult:
     delay = 0.02
     while True:
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            ENTRY_WORKFLOW, entry, **_start_options(service, entry))
         try:
             return await client.execute_update_with_start_workflow(
-                "capture", CaptureInput(dlq_id=entry.dlq_id),
-                start_workflow_operation=WithStartWorkflowOperation(
-                    ENTRY_WORKFLOW, entry, **_start_options(service, entry)),
+                "capture", CaptureInput(dlq_id=entry.dlq_id), start_workflow_operation=start,
                 id=f"capture-{entry.dlq_id}", result_type=CaptureResult,
             )
         except WorkflowUpdateFailedError as err:
@@ -368,6 +395,12 @@ async def _capture_once(service: AsyncDLQService, client: Client,
             cause = err.cause
             if not (isinstance(cause, ApplicationError) and cause.type == "ContinuingAsNew"):
                 raise
+        finally:
+            # A store cut off by its bound leaves the SDK's start future failed and
+            # unread: asyncio would log "Future exception was never retrieved".
+            pending = getattr(start, "_workflow_handle", None)
+            if isinstance(pending, asyncio.Future) and pending.done() and not pending.cancelled():
+                pending.exception()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
 
@@ -400,17 +433,3 @@ def _start_options(service: AsyncDLQService, entry: EntryInput) -> dict[str, Any
         static_summary=static_summary(entry),
         static_details=static_details(entry),
     )
-
-
-async def _workflow_exists(service: AsyncDLQService, wid: str) -> bool:
-    client = service._client
-    if client is None:
-        return False
-    try:
-        # wait_for, not only rpc_timeout: the SDK retries a refused
-        # connection for seconds, and this runs after the store's bound.
-        await asyncio.wait_for(client.get_workflow_handle(wid).describe(
-            rpc_timeout=timedelta(seconds=1)), timeout=1.0)
-        return True
-    except Exception:  # noqa: BLE001 - unknown means "not confirmed"
-        return False

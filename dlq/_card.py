@@ -287,6 +287,9 @@ def _render(state: EntryState, now: datetime, audit_rows: int) -> str:
     ]
     if state.status in (DLQStatus.RESOLVED, DLQStatus.DISCARDED, DLQStatus.EXPIRED):
         lines += [f"**Outcome:** {md_text(result_summary(state), ERROR_CHARS)}", ""]
+    if state.unprojected:
+        lines += [f"**Not in SQL** (lists and stats miss it; not retried): "
+                  f"{md_text(state.unprojected, ERROR_CHARS)}", ""]
     if state.last_error:
         attempt = state.attempts[-1] if state.attempts else None
         seen = (f" (attempt {attempt.number}, {attempt.trigger}, {relative(attempt.at, now)})"

@@ -131,6 +131,9 @@ class EntryState(FailedOperationData):
     audit: list[AuditEvent] = Field(default_factory=list)
     audit_seq: int = 0
     row_written: bool = False
+    # Why SQL refused the latest write of this entry for good (None once a write
+    # succeeds): the entry lives in Temporal but is missing or stale in SQL.
+    unprojected: str | None = None
 
     def to_data(self) -> FailedOperationData:
         """The entry as replay handlers receive it."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from dlq._keys import KeyRing
 from dlq._messages import EntryInput
 
-__all__ = ["Outbox", "OutboxRecord", "OutboxStats"]
+__all__ = ["Outbox", "OutboxRecord", "OutboxStats", "QuarantinedRecord"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -43,6 +43,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_ready ON outbox (next_attempt_at, claimed_until, seq);
+CREATE TABLE IF NOT EXISTS outbox_quarantine (
+    dlq_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    quarantined_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
 """
 
 
@@ -71,6 +79,23 @@ class OutboxStats:
     oldest_age_seconds: float | None
     failing: int
     last_error: str | None
+    quarantined: int = 0
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    """A record Temporal refused for good, kept aside for an operator.
+
+    ``payload`` is the record's JSON as appended (the entry's fields); it is
+    shown to operators on request and never logged.
+    """
+
+    dlq_id: str
+    payload: str
+    created_at: float
+    attempts: int
+    quarantined_at: float
+    reason: str
 
 
 class Outbox:
@@ -136,9 +161,48 @@ class Outbox:
             (self.owner, now + lease, now, now, limit),
         ).fetchall()
         rows.sort()
-        return [OutboxRecord(seq, dlq_id, EntryInput.model_validate_json(self._open(payload)),
-                             attempts)
-                for seq, dlq_id, payload, attempts in rows]
+        records = []
+        for seq, dlq_id, payload, attempts in rows:
+            try:
+                entry = EntryInput.model_validate_json(self._open(payload))
+            except ValueError as err:  # written by another version, or damaged: never deliverable
+                self.quarantine(seq, f"unreadable record: {type(err).__name__}: "
+                                     f"{str(err).splitlines()[0]}")
+                continue
+            records.append(OutboxRecord(seq, dlq_id, entry, attempts))
+        return records
+
+    def quarantine(self, seq: int, reason: str) -> None:
+        """Move a record Temporal refuses for good out of the relay's way, with ``reason``."""
+        conn = self._conn()
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                """INSERT OR REPLACE INTO outbox_quarantine
+                   (dlq_id, payload, created_at, attempts, quarantined_at, reason)
+                   SELECT dlq_id, payload, created_at, attempts + 1, ?, ? FROM outbox
+                   WHERE seq = ?""", (time.time(), reason[:2000], seq))
+            conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def quarantined(self, *, limit: int = 100) -> list[QuarantinedRecord]:
+        """The quarantined records, newest first (at most ``limit``)."""
+        rows = self._conn().execute(
+            "SELECT dlq_id, payload, created_at, attempts, quarantined_at, reason "
+            "FROM outbox_quarantine ORDER BY quarantined_at DESC LIMIT ?", (limit,)).fetchall()
+        return [QuarantinedRecord(*row) for row in rows]
+
+    def get_quarantined(self, dlq_id: str) -> QuarantinedRecord | None:
+        """One quarantined record, or None."""
+        row = self._conn().execute(
+            "SELECT dlq_id, payload, created_at, attempts, quarantined_at, reason "
+            "FROM outbox_quarantine WHERE dlq_id = ?", (dlq_id,)).fetchone()
+        return QuarantinedRecord(*row) if row else None
+
+    def delete_quarantined(self, dlq_id: str) -> bool:
+        """Delete a quarantined record; False if there was none."""
+        cursor = self._conn().execute("DELETE FROM outbox_quarantine WHERE dlq_id = ?",
+                                      (dlq_id,))
+        return cursor.rowcount > 0
 
     def _seal(self, text: str) -> str:
         return self.key_ring.seal_text(text, aad=_AAD) if self.key_ring else text
@@ -176,9 +240,12 @@ class Outbox:
         last = self._conn().execute(
             "SELECT last_error FROM outbox WHERE last_error IS NOT NULL "
             "ORDER BY next_attempt_at DESC LIMIT 1").fetchone()
+        (quarantined,) = self._conn().execute(
+            "SELECT count(*) FROM outbox_quarantine").fetchone()
         return OutboxStats(depth=depth,
                            oldest_age_seconds=(time.time() - oldest) if oldest else None,
-                           failing=failing, last_error=self._open(last[0]) if last else None)
+                           failing=failing, last_error=self._open(last[0]) if last else None,
+                           quarantined=quarantined)
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -165,6 +165,11 @@ class ThreadReads:
             self._pid = os.getpid()
 
     def _on_dispose(self, _engine: Engine) -> None:
+        if self._pid != os.getpid():
+            # A forked child disposing the inherited engine: the held
+            # connections are the parent's; forget them, never close them.
+            self._forget_parent()
+            return
         with self._lock:
             self._generation += 1
             finalizers = list(self._open.values())

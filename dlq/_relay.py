@@ -36,12 +36,17 @@ class Relay:
         ready: Checked before each round (e.g. connect the client); if it
             raises, the round claims nothing, so records do not use up
             attempts while their destination is plainly down.
+        permanent: Given a delivery's error, the reason it can never succeed
+            (e.g. Temporal refuses the record as invalid or too large), or
+            None to retry. A permanent failure moves the record into the
+            outbox's quarantine instead of retrying it forever.
     """
 
     def __init__(self, outbox: Outbox, deliver: Callable[[EntryInput], Awaitable[object]], *,
                  batch_size: int = 100, concurrency: int = 32, idle_interval: float = 1.0,
                  max_backoff: float = 30.0, max_probe_interval: float = 5.0,
-                 ready: Callable[[], Awaitable[object]] | None = None) -> None:
+                 ready: Callable[[], Awaitable[object]] | None = None,
+                 permanent: Callable[[BaseException], str | None] | None = None) -> None:
         self.outbox = outbox
         self.deliver = deliver
         self.batch_size = batch_size
@@ -50,7 +55,9 @@ class Relay:
         self.max_backoff = max_backoff
         self.max_probe_interval = max_probe_interval
         self.ready = ready
+        self.permanent = permanent
         self.delivered = 0
+        self.quarantined = 0
         self.errors = 0
         self.last_error: str | None = None
         self._wake: asyncio.Event | None = None
@@ -68,6 +75,12 @@ class Relay:
         if self._loop is not None and wake is not None and not wake.is_set() \
                 and not self._failed_rounds:
             self._loop.call_soon_threadsafe(wake.set)
+
+    def wake_now(self) -> None:
+        """Deliver now, also while backing off (on the relay's loop: the destination is back)."""
+        self._failed_rounds = 0
+        if self._wake is not None:
+            self._wake.set()
 
     async def drain_once(self) -> int:
         """Claim one batch and deliver it; returns how many records were delivered.
@@ -91,7 +104,10 @@ class Relay:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
 
+        quarantined = 0
+
         async def one(record: Any) -> int | None:
+            nonlocal quarantined
             async with gate:
                 try:
                     await self.deliver(record.entry)
@@ -100,14 +116,26 @@ class Relay:
                     self.errors += 1
                     metrics.count_relay_error()
                     # Kept in the outbox file and logged: filtered like any error text.
-                    self.last_error = redact_text(f"{type(err).__name__}: {err}")
+                    self.last_error = redact_text(f"{type(err).__name__}: {err}")[:2000]
+                    reason = self.permanent(err) if self.permanent is not None else None
+                    if reason is not None:
+                        # Never deliverable: retrying would keep it (and its
+                        # attempts) in the relay's way forever.
+                        reason = redact_text(reason)
+                        await asyncio.to_thread(self.outbox.quarantine, record.seq, reason)
+                        self.quarantined += 1
+                        quarantined += 1
+                        log.warning("relay: outbox record %s quarantined: %s",
+                                    record.dlq_id, reason)
+                        return None
                     delay = min(self.max_backoff, 0.5 * 2 ** record.attempts)
                     await asyncio.to_thread(self.outbox.release, record.seq, self.last_error,
                                             retry_in=delay)
                     return None
 
         done = [s for s in await asyncio.gather(*(one(r) for r in records)) if s is not None]
-        self._failed_rounds = 0 if done else self._failed_rounds + 1
+        # A quarantined record was answered by the destination: it is up.
+        self._failed_rounds = 0 if done or quarantined else self._failed_rounds + 1
         await asyncio.to_thread(self.outbox.delete, done)
         self.delivered += len(done)
         if len(done) < len(records):
@@ -140,9 +168,15 @@ class Relay:
                 delivered = 0
             if self._failed_rounds:
                 # Temporal (or the claim check's SQL) is unreachable: probe with
-                # exponential backoff, deaf to wake-ups, until a delivery works.
-                await asyncio.sleep(min(self.max_probe_interval,
-                                        0.25 * 2 ** min(self._failed_rounds, 16)))
+                # exponential backoff, deaf to producers' wake-ups (notify), until
+                # a delivery works or wake_now says the destination is back.
+                self._wake.clear()  # a producer's wake-up from before the failure
+                try:
+                    async with asyncio.timeout(min(self.max_probe_interval,
+                                                   0.25 * 2 ** min(self._failed_rounds, 16))):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
                 self._wake.clear()
             elif delivered == 0:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a

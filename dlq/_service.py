@@ -17,7 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 
-from dlq import _capture, _commands, _groups, _ids, _maintenance, _queries, _redrive
+from dlq import (
+    _capture,
+    _commands,
+    _fork,
+    _groups,
+    _ids,
+    _maintenance,
+    _quarantine,
+    _queries,
+    _redrive,
+)
+from dlq._breaker import CircuitBreaker, probe_until_reachable
 from dlq._config import DLQConfig
 from dlq._connect import connect
 from dlq._errors import DLQUnavailableError
@@ -56,6 +67,27 @@ class AsyncDLQService:
         self._relay_task: asyncio.Task[None] | None = None
         # Per hot dedup workflow id: a semaphore and how many stores wait on it.
         self._dedup_gates: dict[str, list[Any]] = {}
+        self.breaker = CircuitBreaker()
+        self._probe_task: asyncio.Task[None] | None = None
+        _fork.track(self)
+
+    def _after_fork(self) -> None:
+        # In a forked child (dlq._fork): the parent's client, relay task, outbox
+        # connections and pooled SQL connections are unusable here. Keep them
+        # referenced (never closed from the child) and rebuild on first use; a
+        # client passed to the constructor is replaced by one made from config.
+        for inherited in (self._client, self._relay, self._relay_task, self._probe_task,
+                          self._outbox):
+            _fork.keep(inherited)
+        self._client = None
+        self._outbox = None
+        self._relay = None
+        self._relay_task = None
+        self._probe_task = None
+        self._dedup_gates = {}
+        self.breaker = CircuitBreaker()
+        if self._engine is not None:
+            self._engine.dispose(close=False)  # the child opens its own connections
 
     # --- what the operations share ------------------------------------------------
 
@@ -104,8 +136,24 @@ class AsyncDLQService:
                     "running, and is DLQ_TEMPORAL_ADDRESS right?") from err
         return self._client
 
+    def trip_breaker(self, reason: str) -> None:
+        """Open the capture circuit breaker (on the running loop) and probe until Temporal answers.
+
+        Later sync stores go straight to the outbox while it is open
+        (:mod:`dlq._breaker`).
+        """
+        self.breaker.trip(reason)
+        task = self._probe_task
+        if task is None or task.done():
+            self._probe_task = asyncio.get_running_loop().create_task(
+                probe_until_reachable(self))
+
     async def close(self) -> None:
-        """Stop the relay and release the SQL engine this service created."""
+        """Stop the relay and the probe and release the SQL engine this service created."""
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            await asyncio.wait({self._probe_task}, timeout=5)
+            self._probe_task = None
         if self._relay_task is not None:
             self._relay_task.cancel()
             # Bounded, and without swallowing a cancel aimed at the caller itself.
@@ -123,6 +171,12 @@ class AsyncDLQService:
     start_relay = _capture.start_relay
     drain_outbox = _capture.drain_outbox
     get_capture_stats = _capture.get_capture_stats
+
+    # --- the outbox's quarantine (dlq._quarantine) ----------------------------------------
+
+    list_quarantined = _quarantine.list_quarantined
+    get_quarantined = _quarantine.get_quarantined
+    delete_quarantined = _quarantine.delete_quarantined
 
     # --- commands on one entry (dlq._commands) -----------------------------------------
 

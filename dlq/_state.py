@@ -194,6 +194,21 @@ def _record(state: EntryState, now: datetime, *, action: str, to_status: DLQStat
         state.next_auto_attempt_at = None
 
 
+def record_unprojected(state: EntryState, now: datetime, *, version: int, reason: str) -> None:
+    """SQL refused the row at ``version`` for good: the entry is in Temporal, not in SQL.
+
+    Not a transition (status and version stay): ``unprojected`` holds the
+    reason until a later write succeeds, and a ``persist_rejected`` audit
+    event records it (it reaches SQL with the next write that succeeds).
+    """
+    state.unprojected = f"v{version}: {reason}"
+    state.audit_seq += 1
+    state.audit.append(AuditEvent(
+        seq=state.audit_seq, at=now, action="persist_rejected", reason=reason[:500],
+        from_status=state.status, to_status=state.status, details={"version": version}))
+    del state.audit[:-AUDIT_KEPT_IN_WORKFLOW]
+
+
 def begin_attempt(state: EntryState, now: datetime, *, trigger: str, force: bool = False,
                   actor: str | None = None, reason: str = "",
                   ticket_url: str | None = None) -> int:

@@ -71,6 +71,11 @@ TRANSIENT_VISIBLE_AFTER = timedelta(seconds=1)
 REPLAY_RETRY = RetryPolicy(maximum_attempts=1)
 
 CONTINUING_AS_NEW = "ContinuingAsNew"
+# persist_entry's non-retryable error when SQL refuses the values themselves.
+PERSIST_REJECTED = "PersistRejected"
+# Since this patch a rejected persist is recorded (unprojected) instead of
+# falling back to, and failing in, the regular activity.
+PERSIST_REJECTED_PATCH = "persist-rejected"
 __all__ = ["COMMAND_INPUTS", "DLQEntryWorkflow"]
 
 
@@ -105,6 +110,11 @@ class DLQEntryWorkflow:
     @workflow.run
     async def run(self, input: EntryInput) -> EntryResult:
         """Wait for commands and timers until the entry is closed."""
+        # Asked here, once per run, not where a rejection is caught: measured
+        # with temporalio 1.35, a patch marker written right after a failed
+        # local activity does not replay (the LA's result reaches the code in
+        # a later activation than the marker is matched in).
+        self._records_rejections = workflow.patched(PERSIST_REJECTED_PATCH)
         self._publish()
         persister = asyncio.create_task(self._persist_loop())
         while not sm.is_closed(self._state):
@@ -456,17 +466,26 @@ class DLQEntryWorkflow:
                 if not data_changed:
                     kept.update(snapshot_data={}, request_data={}, original_data=None)
                 row = row.model_copy(update=kept)
-            await self._persist(PersistInput(state=row, events=events, include_data=include_data,
-                                             data_changed=data_changed),
-                                summary=f"persist v{version} ({s.status})")
+            rejected = await self._persist(
+                PersistInput(state=row, events=events, include_data=include_data,
+                             data_changed=data_changed),
+                summary=f"persist v{version} ({s.status})")
+            if rejected is not None:
+                # Never retried: the next transition tries again with its own
+                # version, carrying these events and the rejection's.
+                self._record_unprojected(version, rejected)
+                self._persisted_version = version
+                continue
+            s.unprojected = None
             s.row_written = True
             self._persisted_version = version
             self._persisted_edits = edits
             self._persisted_seq = max([self._persisted_seq, *(e.seq for e in events)])
 
-    async def _persist(self, input: PersistInput, *, summary: str) -> None:
+    async def _persist(self, input: PersistInput, *, summary: str) -> str | None:
         # The write is a version-gated upsert plus insert-or-ignore audit rows, so
         # running it again (a local attempt that timed out, then the fallback) is safe.
+        # Returns why SQL refused the row for good, or None once it is written.
         if not self._sql_unhealthy:
             try:
                 await workflow.execute_local_activity(
@@ -475,10 +494,13 @@ class DLQEntryWorkflow:
                     schedule_to_close_timeout=LOCAL_PERSIST_TIMEOUT,
                     retry_policy=LOCAL_PERSIST_RETRY, summary=summary,
                 )
-                return
+                return None
             except CancelledError:
                 raise
             except FailureError as err:
+                rejected = _rejection(err)
+                if rejected is not None and self._records_rejections:
+                    return rejected
                 # Not only ActivityError: measured with temporalio 1.35, a local
                 # activity whose retries ran out raises its ApplicationError
                 # bare, and a timed-out one raises a bare TimeoutError on
@@ -489,12 +511,26 @@ class DLQEntryWorkflow:
                     "until SQL answers again", input.state.version,
                     getattr(err, "cause", None) or err)
                 self._sql_unhealthy = True
-        await workflow.execute_activity(
-            "persist_entry", input, result_type=PersistResult,
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=PERSIST_RETRY,
-            summary=summary,
-        )
+        try:
+            await workflow.execute_activity(
+                "persist_entry", input, result_type=PersistResult,
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=PERSIST_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            rejected = _rejection(err)
+            if rejected is None or not self._records_rejections:
+                raise
+            return rejected
         self._sql_unhealthy = False
+        return None
+
+    def _record_unprojected(self, version: int, reason: str) -> None:
+        """SQL refused the row for good: make it visible (state, card, audit, log)."""
+        sm.record_unprojected(self._state, workflow.now(), version=version, reason=reason)
+        workflow.logger.error("entry %s v%s is not in SQL (not retried): %s", self._state.id,
+                              version, reason)
+        self._set_details()
 
     async def _flushed(self) -> None:
         # Wait for the version as of now: later transitions must not keep
@@ -506,3 +542,11 @@ class DLQEntryWorkflow:
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished()
             and self._persisted_version >= self._state.version)
+
+
+def _rejection(err: BaseException) -> str | None:
+    """persist_entry's ``PersistRejected`` message, bare or as an activity failure's cause."""
+    for candidate in (err, getattr(err, "cause", None)):
+        if isinstance(candidate, ApplicationError) and candidate.type == PERSIST_REJECTED:
+            return candidate.message
+    return None

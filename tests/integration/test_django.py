@@ -191,13 +191,8 @@ async def test_gunicorn_preload_async_stores_keep_the_request_context(
         await service.close()
 
 
-# Measured here: the sync store hangs in the forked worker (the DLQService built
-# in AppConfig.ready() before the fork keeps an event-loop thread that the child
-# does not have); without --preload the same test passes. DLQService becomes
-# fork-safe in issue #15; once that is merged this test passes and strict=True
-# makes the suite say so, so the marker goes.
-@pytest.mark.xfail(strict=True, raises=TimeoutError,
-                   reason="DLQService is not fork-safe yet (issue #15)")
+# The service was built in AppConfig.ready() in gunicorn's master, before the
+# fork: the worker rebuilds its loop thread and client (dlq._fork).
 async def test_gunicorn_preload_sync_store_from_a_forked_worker(
         gunicorn_stack: tuple[str, dict[str, str], Path], temporal_address: str,
         client: Client) -> None:

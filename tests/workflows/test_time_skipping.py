@@ -209,3 +209,49 @@ async def test_a_worker_on_a_changed_sdk_runs_entries_on_the_stock_runner(
         assert row(engine, dlq_id).status == "resolved"
     finally:
         _sandbox._cache_usable.cache_clear()
+
+
+async def test_a_refused_regular_persist_is_recorded_then_the_next_write_catches_up(
+        ts_env: WorkflowEnvironment, engine) -> None:
+    """SQL is locked (the local persist gives up), then the regular activity's write is
+    refused for good: the entry records it as unprojected without retrying; the next
+    transition's write succeeds and carries the ``persist_rejected`` event to SQL."""
+    from temporalio.exceptions import ApplicationError
+
+    from dlq._sql import list_audit_events
+
+    entry = EntryActivities(engine)
+    calls = {"n": 0}
+
+    @activity.defn(name="persist_entry")
+    def refusing_persist(input: PersistInput) -> PersistResult:
+        calls["n"] += 1
+        if calls["n"] <= 3:  # the local activity's three attempts
+            raise RuntimeError("database is locked")
+        if calls["n"] == 4:  # the regular activity: refused for good
+            raise ApplicationError("SQL refused the row: OverflowError: too large",
+                                   type="PersistRejected", non_retryable=True)
+        return entry.persist_entry(input)
+
+    queue = f"ts-{uuid.uuid4().hex[:8]}"
+    async with Worker(ts_env.client, task_queue=queue, workflows=[DLQEntryWorkflow],
+                      activities=[refusing_persist, entry.run_replay_handler],
+                      activity_executor=ThreadPoolExecutor(4)):
+        dlq_id, handle = await start(ts_env, queue, "payment", "manual_check")
+        state = await eventually(lambda: handle.query("get_state", result_type=EntryState),
+                                 lambda s: s.unprojected is not None, timeout=30)
+        assert state.unprojected == "v1: SQL refused the row: OverflowError: too large"
+        assert row(engine, dlq_id) is None and calls["n"] == 4  # not retried
+        await handle.execute_update("resolve", ResolveInput(notes="fixed"),
+                                    result_type=ResolveResult)
+        result = await handle.result()
+        final = await handle.query("get_state", result_type=EntryState)
+    assert result.status == "resolved" and final.unprojected is None
+    stored = row(engine, dlq_id)
+    assert (stored.status, stored.version) == ("resolved", result.version)
+    with Session(engine) as session:
+        actions = [e.action for e in list_audit_events(session=session, entry_id=dlq_id)]
+    assert "persist_rejected" in actions
+    await Replayer(workflows=[DLQEntryWorkflow],
+                   data_converter=pydantic_data_converter).replay_workflow(
+        await handle.fetch_history())
