@@ -12,6 +12,8 @@ import copy
 import json
 from typing import Any
 
+from dlq._boundary import check_data
+
 __all__ = ["EDITABLE_FIELDS", "apply_edit", "check_patch", "data_diff", "merge_patch",
            "parse_assignments"]
 
@@ -53,9 +55,7 @@ def check_patch(patch: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(value, dict):
             raise ValueError(f"{name} patch must be a JSON object, got {type(value).__name__}")
         # The capture boundary's data check: an edit must fit every store as
-        # captured data does (imported here: the workflow imports this module).
-        from dlq._boundary import check_data
-
+        # captured data does.
         check_data(name, value)
     return patch
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from dlq import _card
@@ -34,8 +34,6 @@ with workflow.unsafe.imports_passed_through():
         EntryInput,
         EntryResult,
         ForceRedriveInput,
-        PersistInput,
-        PersistResult,
         ReplayHandlerInput,
         ReplayHandlerResult,
         ReplayResult,
@@ -45,23 +43,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from dlq._models import EntryState
     from dlq._signals import COMMAND_INPUTS, SIGNAL_PATCH, clip_reason, parse_signal
+    from dlq.workflows.projection import EntryProjection
 
 STATUS_KEY = SearchAttributeKey.for_keyword("DlqStatus")
 DOMAIN_KEY = SearchAttributeKey.for_keyword("DlqDomain")
 FAILURE_TYPE_KEY = SearchAttributeKey.for_keyword("DlqFailureType")
 RETRY_COUNT_KEY = SearchAttributeKey.for_int("DlqRetryCount")
 
-# Persisting must eventually succeed (SQL may be down for a while); keep retrying.
-PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                            maximum_interval=timedelta(seconds=30))
-# A persist first runs as a local activity: no activity task round trip through
-# the server, so a replay costs as many workflow tasks as a bare update. It must
-# stay short: while it runs the worker holds the workflow task, and updates,
-# queries and activity results for the entry wait. Past this bound (SQL locked or
-# down) the same write falls back to a regular activity under PERSIST_RETRY.
-LOCAL_PERSIST_TIMEOUT = timedelta(seconds=5)
-LOCAL_PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                  backoff_coefficient=2.0, maximum_attempts=3)
 # A replay's transient ``replaying`` state is made visible (search attributes
 # and SQL row) only if the handler is still running after this long: a fast
 # replay is then projected once, with its outcome, instead of twice.
@@ -71,8 +59,6 @@ TRANSIENT_VISIBLE_AFTER = timedelta(seconds=1)
 REPLAY_RETRY = RetryPolicy(maximum_attempts=1)
 
 CONTINUING_AS_NEW = "ContinuingAsNew"
-# persist_entry's non-retryable error when SQL refuses the values themselves.
-PERSIST_REJECTED = "PersistRejected"
 # Since this patch a rejected persist is recorded (unprojected) instead of
 # falling back to, and failing in, the regular activity.
 PERSIST_REJECTED_PATCH = "persist-rejected"
@@ -80,7 +66,7 @@ __all__ = ["COMMAND_INPUTS", "DLQEntryWorkflow"]
 
 
 @workflow.defn(name="DLQEntryWorkflow")
-class DLQEntryWorkflow:
+class DLQEntryWorkflow(EntryProjection):
     """One DLQ entry.
 
     Commands: ``retry``, ``force_redrive``, ``resolve``, ``edit_data``.
@@ -445,108 +431,3 @@ class DLQEntryWorkflow:
         # Current details are not a history event (the SDK answers the Web UI's
         # metadata query with them): cheap even for a transient state.
         workflow.set_current_details(_card.render_card(self._state, workflow.now()))
-
-    async def _persist_loop(self) -> None:
-        # Coalescing: each write carries the latest version and every audit event
-        # since the last write, so transitions made meanwhile cost one write.
-        while True:
-            await workflow.wait_condition(
-                lambda: self._state.version > self._persisted_version
-                and not self._holding_transient)
-            s = self._state
-            version, include_data = s.version, not s.row_written
-            edits = s.data_edits
-            data_changed = edits > self._persisted_edits
-            events = [e for e in s.audit if e.seq > self._persisted_seq]
-            row = s.model_copy(update={"audit": []})
-            if not include_data:
-                # The data already in SQL stays out of history; edited data
-                # (edit before replay) travels once per edit.
-                kept: dict[str, Any] = {"response_data": {}, "metadata": {}}
-                if not data_changed:
-                    kept.update(snapshot_data={}, request_data={}, original_data=None)
-                row = row.model_copy(update=kept)
-            rejected = await self._persist(
-                PersistInput(state=row, events=events, include_data=include_data,
-                             data_changed=data_changed),
-                summary=f"persist v{version} ({s.status})")
-            if rejected is not None:
-                # Never retried: the next transition tries again with its own
-                # version, carrying these events and the rejection's.
-                self._record_unprojected(version, rejected)
-                self._persisted_version = version
-                continue
-            s.unprojected = None
-            s.row_written = True
-            self._persisted_version = version
-            self._persisted_edits = edits
-            self._persisted_seq = max([self._persisted_seq, *(e.seq for e in events)])
-
-    async def _persist(self, input: PersistInput, *, summary: str) -> str | None:
-        # The write is a version-gated upsert plus insert-or-ignore audit rows, so
-        # running it again (a local attempt that timed out, then the fallback) is safe.
-        # Returns why SQL refused the row for good, or None once it is written.
-        if not self._sql_unhealthy:
-            try:
-                await workflow.execute_local_activity(
-                    "persist_entry", input, result_type=PersistResult,
-                    start_to_close_timeout=LOCAL_PERSIST_TIMEOUT,
-                    schedule_to_close_timeout=LOCAL_PERSIST_TIMEOUT,
-                    retry_policy=LOCAL_PERSIST_RETRY, summary=summary,
-                )
-                return None
-            except CancelledError:
-                raise
-            except FailureError as err:
-                rejected = _rejection(err)
-                if rejected is not None and self._records_rejections:
-                    return rejected
-                # Not only ActivityError: measured with temporalio 1.35, a local
-                # activity whose retries ran out raises its ApplicationError
-                # bare, and a timed-out one raises a bare TimeoutError on
-                # replay (ActivityError live). Catching less fails the workflow
-                # or breaks replay.
-                workflow.logger.warning(
-                    "local persist of v%s failed (%s); persisting as a regular activity "
-                    "until SQL answers again", input.state.version,
-                    getattr(err, "cause", None) or err)
-                self._sql_unhealthy = True
-        try:
-            await workflow.execute_activity(
-                "persist_entry", input, result_type=PersistResult,
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=PERSIST_RETRY,
-                summary=summary,
-            )
-        except ActivityError as err:
-            rejected = _rejection(err)
-            if rejected is None or not self._records_rejections:
-                raise
-            return rejected
-        self._sql_unhealthy = False
-        return None
-
-    def _record_unprojected(self, version: int, reason: str) -> None:
-        """SQL refused the row for good: make it visible (state, card, audit, log)."""
-        sm.record_unprojected(self._state, workflow.now(), version=version, reason=reason)
-        workflow.logger.error("entry %s v%s is not in SQL (not retried): %s", self._state.id,
-                              version, reason)
-        self._set_details()
-
-    async def _flushed(self) -> None:
-        # Wait for the version as of now: later transitions must not keep
-        # a caller waiting while a hot entry keeps changing.
-        version = self._state.version
-        await workflow.wait_condition(lambda: self._persisted_version >= version)
-
-    async def _quiesce(self) -> None:
-        await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished()
-            and self._persisted_version >= self._state.version)
-
-
-def _rejection(err: BaseException) -> str | None:
-    """persist_entry's ``PersistRejected`` message, bare or as an activity failure's cause."""
-    for candidate in (err, getattr(err, "cause", None)):
-        if isinstance(candidate, ApplicationError) and candidate.type == PERSIST_REJECTED:
-            return candidate.message
-    return None
