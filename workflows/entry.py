@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RetryInput,
     )
     from dlq._models import EntryState
+    from dlq._redact import redact_text
     from dlq._signals import COMMAND_INPUTS, SIGNAL_PATCH, clip_reason, parse_signal
     from dlq.workflows.projection import EntryProjection
 
@@ -308,6 +309,11 @@ class DLQEntryWorkflow(EntryProjection):
             self._set_details()
 
     async def _command(self, name: str, cmd: Any) -> Any:
+        # The Python client filters an operator's text already; a signal from
+        # the Web UI or the temporal CLI did not pass through it. Filtered here
+        # too, so no secret in a reason or notes reaches the state, the audit
+        # trail or SQL (value rules only: pure, so replay recomputes the same).
+        cmd = _filter_operator_text(cmd)
         self._check(name, cmd)
         async with self._lock:
             # Another command may have run while this one waited for the lock.
@@ -431,3 +437,13 @@ class DLQEntryWorkflow(EntryProjection):
         # Current details are not a history event (the SDK answers the Web UI's
         # metadata query with them): cheap even for a transient state.
         workflow.set_current_details(_card.render_card(self._state, workflow.now()))
+
+
+def _filter_operator_text(cmd: Any) -> Any:
+    """``cmd`` with secrets in its ``reason`` and ``notes`` replaced (dlq._redact's value rules)."""
+    changed = {}
+    for field in ("reason", "notes"):
+        value = getattr(cmd, field, None)
+        if isinstance(value, str) and value and (clean := redact_text(value)) != value:
+            changed[field] = clean
+    return cmd.model_copy(update=changed) if changed else cmd

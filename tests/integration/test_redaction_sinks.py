@@ -320,6 +320,26 @@ async def test_a_signal_with_invalid_input_is_logged_without_its_input(
     assert secret not in str(state)
 
 
+async def test_notes_sent_as_a_raw_signal_are_filtered_by_the_workflow(
+        service: AsyncDLQService, client: Client) -> None:
+    # As the Web UI or `temporal workflow signal` send it: no Python client filter.
+    result = await service.store_failure("t-ok", "PG_TIMEOUT", recommended_action="manual_check")
+    assert result.success and result.dlq_id
+    token = f"Bearer sk{uuid.uuid4().hex}"
+    handle = client.get_workflow_handle(workflow_id_for(result.dlq_id))
+    await handle.signal("resolve", {"notes": f"refunded; used {token}", "actor": "ui"})
+
+    async def resolved() -> dict[str, Any] | None:
+        return await service.get_entry(result.dlq_id)
+
+    row = await eventually(resolved, lambda r: r is not None and r["status"] == "resolved")
+    assert row is not None
+    state = await handle.query("get_state")
+    assert token not in str(state) and token not in str(row)
+    assert state["resolution_notes"].startswith("refunded; used ")
+    assert "[Filtered]" in state["resolution_notes"] and "[Filtered]" in row["resolution_notes"]
+
+
 async def test_an_edit_before_replay_is_redacted_like_a_capture(
         config: DLQConfig, client: Client, tmp_path: Path) -> None:
     cfg = with_config(config, home=str(tmp_path),
