@@ -108,7 +108,7 @@ def _outbox_candidates(rule: AlertRule, config: DLQConfig, now: datetime,
                        outbox: OutboxStats | None) -> list[Candidate]:
     if outbox is None:
         return []
-    quarantined = quarantined_count(outbox)
+    quarantined = outbox.quarantined  # records the relay gave up on (dlq._quarantine)
     age = outbox.oldest_age_seconds or 0.0
     too_old = rule.max_age_seconds is not None and age > rule.max_age_seconds
     if quarantined <= rule.limit and not too_old:
@@ -125,15 +125,6 @@ def _outbox_candidates(rule: AlertRule, config: DLQConfig, now: datetime,
              "link": _ui_link(config, None),
              "details": {"depth": outbox.depth, "quarantined": quarantined,
                          "oldest_age_seconds": round(age, 1)}}]
-
-
-def quarantined_count(stats: OutboxStats) -> int:
-    """Records the relay gave up retrying on its own.
-
-    The outbox's ``quarantined`` count where it has one; otherwise the
-    records whose delivery failed at least once (``failing``).
-    """
-    return int(getattr(stats, "quarantined", stats.failing) or 0)
 
 
 def _group_candidate(group: dict[str, Any], config: DLQConfig, *, title: str, count: int,

@@ -109,10 +109,10 @@ class DLQGaugeCollector(Collector):
         yield GaugeMetricFamily("dlq_outbox_oldest_age_seconds",
                                 "Age of the oldest outbox record (0 when empty).",
                                 value=stats.oldest_age_seconds or 0.0)
-        # Quarantine may not exist in this version of the outbox: then nothing is.
         yield GaugeMetricFamily("dlq_outbox_quarantined",
-                                "Outbox records set aside after failing too often.",
-                                value=float(getattr(stats, "quarantined", 0) or 0))
+                                "Outbox records Temporal refused for good, set aside "
+                                "for an operator (dlq outbox quarantine).",
+                                value=float(stats.quarantined))
 
     def _redrives(self) -> Iterator[GaugeMetricFamily]:
         limit = GaugeMetricFamily("dlq_redrive_limit", "Concurrency the adaptive throttle of a "

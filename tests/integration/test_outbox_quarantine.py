@@ -53,6 +53,8 @@ async def test_a_record_temporal_refuses_is_quarantined_not_retried_forever(
         assert delivered == 2
         stats = await service.get_capture_stats()
         assert stats["outbox_depth"] == 0 and stats["quarantined"] == 1, stats
+        # The same count reaches Prometheus (dlq_outbox_quarantined, alert rules).
+        assert _quarantined_gauge(outbox) == 1.0
         for entry in good:
             await client.get_workflow_handle(workflow_id_for(entry.dlq_id)).describe()
 
@@ -69,6 +71,7 @@ async def test_a_record_temporal_refuses_is_quarantined_not_retried_forever(
         with pytest.raises(DLQEntryNotFoundError):
             await service.get_quarantined(poison.dlq_id)
         assert (await service.get_capture_stats())["quarantined"] == 0
+        assert _quarantined_gauge(outbox) == 0.0
     finally:
         await service.close()
 
@@ -120,3 +123,19 @@ def test_operators_see_inspect_and_delete_quarantined_records_from_the_cli(
     assert "Traceback" not in missing.output
     assert cli("outbox", "quarantine", "delete", poison.dlq_id).exit_code == NOT_FOUND
     assert "no quarantined outbox records" in cli("outbox", "quarantine", "list").output
+
+
+def _quarantined_gauge(outbox: Outbox) -> float:
+    """``dlq_outbox_quarantined`` as a scrape of this outbox reports it."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dlq._exposition import DLQGaugeCollector
+
+    registry = CollectorRegistry()
+    registry.register(DLQGaugeCollector(None, outbox))
+    text = generate_latest(registry).decode()
+    [family] = [f for f in text_string_to_metric_families(text)
+                if f.name == "dlq_outbox_quarantined"]
+    return float(family.samples[0].value)
