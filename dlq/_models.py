@@ -59,6 +59,8 @@ class FailedOperationData(FailureFields):
         redacted_paths: Dotted paths (``request_data.card.number``,
             ``error_message``) whose values were replaced with ``[Filtered]``
             at capture.
+        fingerprint: The entry's failure group (``get_group``), once its row
+            is written; None for entries stored with grouping off.
     """
 
     id: str
@@ -73,6 +75,7 @@ class FailedOperationData(FailureFields):
     expires_at: datetime | None = None
     resolved_at: datetime | None = None
     redacted_paths: list[str] = Field(default_factory=list)
+    fingerprint: str | None = None
 
     @property
     def can_retry(self) -> bool:

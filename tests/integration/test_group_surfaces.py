@@ -43,6 +43,7 @@ async def test_stored_entries_are_grouped_and_the_api_shows_the_groups(
     with DLQService(config) as svc:
         assert svc.get_entry(ids[0])["fingerprint"] == fp
         assert svc.get_entry(ids[3])["fingerprint"] == other
+        assert svc.get_entry_by_id(ids[0]).fingerprint == fp  # the typed read carries it too
         page = svc.list_groups({"domain": domain})
         assert page["total_count"] == 2
         by_fp = {g["fingerprint"]: g for g in page["results"]}
