@@ -43,13 +43,11 @@ import logging
 import os
 import re
 import signal
-import statistics
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -74,7 +72,14 @@ from bench._stack import (
     running_stack,
     scrape_forever,
 )
-from bench._store_support import close_service, count_leaked_cancellations, settled_row_count
+from bench._store_support import (
+    PhaseResult,
+    close_service,
+    count_leaked_cancellations,
+    loadavg,
+    merge,
+    settled_row_count,
+)
 
 GOAL = 0.8
 # Cores other processes may use during a phase before its figures are flagged.
@@ -89,32 +94,6 @@ Op = Callable[[], Awaitable[str | None]]
 
 # Rich assumes 80 columns when not on a terminal, which squeezes the table.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-
-
-@dataclass
-class PhaseResult:
-    """The measured part of one phase (warm-up excluded)."""
-
-    name: str
-    ok: int
-    elapsed: float
-    latencies: list[float]
-    errors: list[str] = field(default_factory=list)
-    cores: dict[str, float | None] = field(default_factory=dict)
-    warmup_ok: int = 0
-
-    @property
-    def rate(self) -> float:
-        """Successful operations per second of wall time."""
-        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
-
-    def percentile_ms(self, pct: int) -> float:
-        """Latency percentile of the successful operations, in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        if len(self.latencies) == 1:
-            return self.latencies[0] * 1000
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[pct - 1] * 1000
 
 
 async def run_ops(op: Op, count: int, concurrency: int) -> tuple[list[float], list[str]]:
@@ -273,28 +252,6 @@ async def feature_rounds(stack: Stack, args: argparse.Namespace,
     return merge(merged["on"]), merge(merged["off"]), sum(rows.values())
 
 
-def merge(parts: list[PhaseResult]) -> PhaseResult:
-    """One phase from its rounds: summed counts and time, time-weighted CPU."""
-    elapsed = sum(p.elapsed for p in parts)
-    cores: dict[str, float | None] = {}
-    for proc in parts[0].cores:
-        weighted = [(p.cores[proc], p.elapsed) for p in parts]
-        cores[proc] = (None if any(v is None for v, _ in weighted)
-                       else sum((v or 0.0) * t for v, t in weighted) / elapsed)
-    return PhaseResult(name=parts[0].name, ok=sum(p.ok for p in parts), elapsed=elapsed,
-                       latencies=[x for p in parts for x in p.latencies],
-                       errors=[e for p in parts for e in p.errors], cores=cores,
-                       warmup_ok=sum(p.warmup_ok for p in parts))
-
-
-def _loadavg() -> str:
-    """The 1/5/15-minute load averages, for the record of how busy the machine was."""
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "-"
-
-
 def _fmt_cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -363,7 +320,7 @@ async def bench(args: argparse.Namespace) -> int:
                              sides=make_sides(args.only)) as stack:
         console.print(f"stack ready in {time.perf_counter() - started:.1f}s: Temporal "
                       f"{stack.address}, worker pid {stack.worker_pid}, read models in "
-                      f"{stack.tmpdir}; load average {_loadavg()}")
+                      f"{stack.tmpdir}; load average {loadavg()}")
         for side in stack.sides:
             names = ", ".join(f"{k}={'<key ring>' if 'KEYS' in k else v}"
                               for k, v in side.settings.items())
@@ -372,7 +329,7 @@ async def bench(args: argparse.Namespace) -> int:
         bare = await bare_phase(stack, args, pids)
         store, off, rows = await feature_rounds(stack, args, pids)
     gc.collect()  # let abandoned SDK futures report now, not after the summary
-    console.print(f"load average at the end {_loadavg()}")
+    console.print(f"load average at the end {loadavg()}")
     failed = bool(bare.errors or store.errors or off.errors)
     succeeded = store.warmup_ok + store.ok + off.warmup_ok + off.ok
     if rows < succeeded:
