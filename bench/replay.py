@@ -627,6 +627,13 @@ async def part1(args: argparse.Namespace) -> int:
         for phase in compared:
             for error, count in Counter(phase.errors).most_common(5):
                 console.print(f"[red]{phase.name}: {count} x {error}[/]")
+        # CPU per replay is steadier than rates when other processes take cores unevenly.
+        cpu = {p.name: p.cpu_per_op for p in compared}
+        if all(cpu.values()):
+            console.print("CPU per replay: " + ", ".join(
+                f"{name} {value * 1000:.0f} ms" for name, value in cpu.items()  # type: ignore[operator]
+            ) + "; other processes " + ", ".join(
+                f"{p.cores.get('other') or 0.0:.2f}" for p in compared) + " cores")
         ratio = on.rate / off.rate if off.rate else 0.0
         verdict = "PASS" if ratio >= ONOFF_GOAL else "MISS"
         print(f"ratio security on/off bulk_replay = {ratio:.2f} (goal >= {ONOFF_GOAL}; "
