@@ -42,7 +42,7 @@ class Side:
     """One configuration of the DLQ under measurement.
 
     Attributes:
-        name: ``on`` or ``off`` (the report's label).
+        name: ``on``, ``off`` or ``default`` (the report's label, file names).
         task_queue: Its DLQ worker's task queue.
         settings: Its ``DLQ_*`` variables (:func:`feature_settings`).
         database_url: Its read model (set by the stack that starts its worker).
