@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import heapq
 import json
 import logging
@@ -43,6 +44,7 @@ from dlq._throttle import AdaptiveThrottle
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._features import Side
 from bench._stack import ROOT, bench_env, start_dev_server, stopped_on_exit
 from dlq._procs import ManagedProcess, WorkerProcess, tail_file
 
@@ -67,15 +69,14 @@ class ReplayStack:
 
     Attributes:
         address: ``host:port`` of the Temporal frontend.
-        database_url: SQLAlchemy URL of the DLQ's SQLite read model.
-        dlq_task_queue: Task queue of the real DLQ worker (``worker.py``).
+        database_url: SQLAlchemy URL of the first side's SQLite read model.
+        dlq_task_queue: Task queue of the first side's DLQ worker (``worker.py``).
         bare_task_queue: Task queue of the bare worker.
-        pids: Process id of ``server``, ``dlq worker`` and ``bare worker``
-            (and ``secure worker``).
+        pids: Process id of ``server``, ``dlq worker`` (the first side's),
+            ``bare worker`` and ``dlq worker NAME`` for each further side.
         tmpdir: Folder of databases and logs (removed on exit).
-        secure_task_queue: Task queue of the secure side's DLQ worker, if any
-            (:mod:`bench._secure`).
-        secure_database_url: Its read model.
+        sides: The DLQ workers' sides (:class:`bench._features.Side`), read
+            models filled in; the first is the one the bare worker is compared with.
     """
 
     address: str
@@ -84,19 +85,19 @@ class ReplayStack:
     bare_task_queue: str
     pids: dict[str, int]
     tmpdir: Path
-    secure_task_queue: str | None = None
-    secure_database_url: str | None = None
+    sides: tuple[Side, ...]
 
 
 @asynccontextmanager
 async def replay_stack(*, dlq_task_queue: str = "dlq-replay-bench",
                        bare_task_queue: str = "bare-replay-bench",
                        startup_timeout: float = 90.0,
-                       secure: dict[str, str] | None = None) -> AsyncIterator[ReplayStack]:
-    """Start the server, the real DLQ worker and the bare worker; stop all on exit.
+                       sides: tuple[Side, ...] = ()) -> AsyncIterator[ReplayStack]:
+    """Start the server, the real DLQ worker(s) and the bare worker; stop all on exit.
 
-    With ``secure`` (``DLQ_*`` settings, :mod:`bench._secure`) a second DLQ
-    worker runs with them, on a task queue and read model of its own.
+    Each of ``sides`` (:mod:`bench._features`; by default one with the DLQ's
+    default settings on ``dlq_task_queue``) gets a ``worker.py`` process with
+    its ``DLQ_*`` settings, on its task queue and a read model of its own.
 
     Raises:
         RuntimeError: A process exited or was not ready in time (with its log tail).
@@ -107,45 +108,36 @@ async def replay_stack(*, dlq_task_queue: str = "dlq-replay-bench",
         server = await start_dev_server(tmp, procs, startup_timeout)
         address = server.address
 
-        database_url = f"sqlite:///{tmp / 'dlq.db'}"
+        ready = tuple(dataclasses.replace(side, database_url=f"sqlite:///{tmp}/dlq-{side.name}.db")
+                      for side in sides or (Side("default", dlq_task_queue, {}),))
         env = bench_env()
-        dlq_env = {
-            **env,
-            "DLQ_DATABASE_URL": database_url,
-            "DLQ_MAINTENANCE_ENABLED": "false",
-            # The worker's relay drains this outbox; keep it out of the repository.
-            "DLQ_OUTBOX_PATH": str(tmp / "outbox.db"),
-        }
-        dlq_worker = stopped_on_exit(WorkerProcess(
-            address=address, task_queue=dlq_task_queue, handlers=["bench._replay_handlers"],
-            name="DLQ worker (worker.py)", log_path=tmp / "dlq-worker.log", cwd=ROOT,
-            env=dlq_env), procs)
+        workers = []
+        for i, side in enumerate(ready):
+            suffix = "" if i == 0 else f"-{side.name}"
+            workers.append(stopped_on_exit(WorkerProcess(
+                address=address, task_queue=side.task_queue, handlers=["bench._replay_handlers"],
+                name=f"DLQ worker{suffix} (worker.py)", log_path=tmp / f"dlq-worker{suffix}.log",
+                cwd=ROOT, env={
+                    **env, **side.settings,
+                    "DLQ_DATABASE_URL": side.database_url,
+                    "DLQ_MAINTENANCE_ENABLED": "false",
+                    # The worker's relay drains this outbox; keep it out of the repository.
+                    "DLQ_OUTBOX_PATH": str(tmp / f"outbox{suffix}.db"),
+                }), procs))
         bare_worker = stopped_on_exit(ManagedProcess(
             "bare worker", [sys.executable, "-m", "bench._replay_support", "--address",
                             address, "--task-queue", bare_task_queue],
             log_path=tmp / "bare-worker.log", cwd=ROOT, env=env), procs)
-
-        workers = [dlq_worker]
-        secure_queue = secure_url = None
-        if secure is not None:
-            secure_queue = f"{dlq_task_queue}-secure"
-            secure_url = f"sqlite:///{tmp / 'dlq-secure.db'}"
-            workers.append(stopped_on_exit(WorkerProcess(
-                address=address, task_queue=secure_queue, handlers=["bench._replay_handlers"],
-                name="secure DLQ worker (worker.py)", log_path=tmp / "secure-worker.log",
-                cwd=ROOT, env={**dlq_env, **secure, "DLQ_DATABASE_URL": secure_url,
-                               "DLQ_OUTBOX_PATH": str(tmp / "outbox-secure.db")}), procs))
         for worker in workers:
             await worker.wait_ready(startup_timeout)
         await bare_worker.wait_polling(address, bare_task_queue, timeout=startup_timeout)
-        pids = {"server": server.pid, "dlq worker": dlq_worker.pid,
+        pids = {"server": server.pid, "dlq worker": workers[0].pid,
                 "bare worker": bare_worker.pid}
-        if len(workers) > 1:
-            pids["secure worker"] = workers[1].pid
-        yield ReplayStack(address=address, database_url=database_url,
-                          dlq_task_queue=dlq_task_queue, bare_task_queue=bare_task_queue,
-                          pids=pids, tmpdir=tmp, secure_task_queue=secure_queue,
-                          secure_database_url=secure_url)
+        pids.update({f"dlq worker {side.name}": worker.pid
+                     for side, worker in zip(ready[1:], workers[1:], strict=True)})
+        yield ReplayStack(address=address, database_url=ready[0].database_url,
+                          dlq_task_queue=ready[0].task_queue, bare_task_queue=bare_task_queue,
+                          pids=pids, tmpdir=tmp, sides=ready)
         # A worker that died mid-run would make the figures meaningless.
         for worker in (*workers, bare_worker):
             worker.check_alive()

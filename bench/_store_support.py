@@ -1,21 +1,72 @@
-"""Helpers of bench/store.py: closing a service, counting rows, quiet cancellations."""
+"""Helpers of bench/store.py: phase results, closing a service, counting rows."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from dlq import AsyncDLQService
 from dlq._db import create_db_engine
 
-__all__ = ["CLOSE_TIMEOUT", "close_service", "count_leaked_cancellations",
-           "settled_row_count"]
+__all__ = ["CLOSE_TIMEOUT", "PhaseResult", "close_service", "count_leaked_cancellations",
+           "loadavg", "merge", "settled_row_count"]
 
 # Seconds AsyncDLQService.close() may take before the benchmark cuts it short.
 CLOSE_TIMEOUT = 10.0
+
+
+@dataclass
+class PhaseResult:
+    """The measured part of one phase (warm-up excluded)."""
+
+    name: str
+    ok: int
+    elapsed: float
+    latencies: list[float]
+    errors: list[str] = field(default_factory=list)
+    cores: dict[str, float | None] = field(default_factory=dict)
+    warmup_ok: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Successful operations per second of wall time."""
+        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
+
+    def percentile_ms(self, pct: int) -> float:
+        """Latency percentile of the successful operations, in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        if len(self.latencies) == 1:
+            return self.latencies[0] * 1000
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[pct - 1] * 1000
+
+
+def merge(parts: list[PhaseResult]) -> PhaseResult:
+    """One phase from its rounds: summed counts and time, time-weighted CPU."""
+    elapsed = sum(p.elapsed for p in parts)
+    cores: dict[str, float | None] = {}
+    for proc in parts[0].cores:
+        weighted = [(p.cores[proc], p.elapsed) for p in parts]
+        cores[proc] = (None if any(v is None for v, _ in weighted)
+                       else sum((v or 0.0) * t for v, t in weighted) / elapsed)
+    return PhaseResult(name=parts[0].name, ok=sum(p.ok for p in parts), elapsed=elapsed,
+                       latencies=[x for p in parts for x in p.latencies],
+                       errors=[e for p in parts for e in p.errors], cores=cores,
+                       warmup_ok=sum(p.warmup_ok for p in parts))
+
+
+def loadavg() -> str:
+    """The 1/5/15-minute load averages, for the record of how busy the machine was."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "-"
 
 
 async def close_service(service: AsyncDLQService) -> None:

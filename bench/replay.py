@@ -31,11 +31,15 @@ each); the first one is the headline. ``--interleave 5`` cuts both sides
 into 5 chunks run alternately (bare, DLQ, DLQ, bare, ...; each DLQ chunk a
 redrive of its own), so that a busy machine hits both sides alike.
 
-**Secure side.** Unless ``DLQ_BENCH_SECURE=off``, a second DLQ worker runs
-with the security settings of :mod:`bench._secure` (encryption with a
-throw-away key ring) on its own task queue and read model; after the rounds,
-``--n`` entries are redriven on each side back to back and
-``ratio secure/plain bulk_replay`` is printed (goal >= 0.9).
+**Security on/off.** Unless ``--no-onoff``, the DLQ runs as two sides
+(:mod:`bench._features`, scope ``security``; metrics and grouping keep their
+defaults on both): the DLQ worker above with redaction off and no key ring
+(``DLQ_REDACT_ENABLED=false``), and a second one with redaction on and
+encryption (a throw-away ``DLQ_ENCRYPTION_KEYS``), each with its own task
+queue and read model. After the rounds, ``--n`` entries are stored on each
+side and redriven in ``--interleave`` (at least 2) alternating chunks, and
+``ratio security on/off bulk_replay`` is printed (goal >= 0.9). With
+``--no-onoff`` the one DLQ worker has the DLQ's default settings.
 
 **Part 2: AdaptiveThrottle convergence** (no Temporal): ``--workers`` asyncio
 tasks loop ``async with throttle.slot(): await downstream.call()`` against a
@@ -89,6 +93,8 @@ if __package__ in (None, ""):
     # Run as `python bench/replay.py`: `bench` is not installed.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._features import GOAL as ONOFF_GOAL
+from bench._features import Side, feature_settings, side_config
 from bench._replay_handlers import BENCH_DOMAIN, WARMUP_DOMAIN
 from bench._replay_support import (
     Milestones,
@@ -103,8 +109,6 @@ from bench._replay_support import (
     simulate_throttle,
     worker_log_tail,
 )
-from bench._secure import GOAL as SECURE_GOAL
-from bench._secure import secure_config, secure_enabled, secure_settings
 from bench._stack import cpu_seconds, machine_busy_seconds
 
 GOAL_RATIO = 0.7
@@ -533,34 +537,50 @@ def report_part1(rounds: list[Round], n: int, interleave: int) -> None:
               f"cost ratio {head.cost_ratio:.2f}")
 
 
-async def secure_compare(stack: ReplayStack, plain: AsyncDLQService,
-                         secure: dict[str, str], meter: CpuMeter, page_size: int, n: int,
-                         warmup: int, serial: itertools.count) -> tuple[Phase, Phase]:
-    """The same redrive of ``n`` entries as configured and with the secure settings on.
+def security_sides() -> tuple[Side, Side]:
+    """Security off (the main DLQ worker) and on (a second one), as bench/store.py's sides."""
+    scope = ("security",)
+    return (Side("off", "dlq-replay-bench", feature_settings((), scope=scope)),
+            Side("on", "dlq-replay-bench-on", feature_settings(scope, scope=scope)))
 
-    Both sides store untimed first, then redrive back to back: plain, then
-    secure (on its own worker and read model, :mod:`bench._secure`).
+
+async def onoff_compare(stack: ReplayStack, off_service: AsyncDLQService, meter: CpuMeter,
+                        page_size: int, n: int, warmup: int, chunks: int,
+                        serial: itertools.count) -> tuple[Phase, Phase]:
+    """The same redrive of ``n`` entries with security off and on, in alternating chunks.
+
+    Both sides store untimed first, then redrive ``chunks`` chunks each,
+    off, on, on, off, ..., each chunk a redrive of its own (its own
+    ``failure_type``), so that load from other processes hits both alike.
     """
-    assert stack.secure_task_queue and stack.secure_database_url
-    config = secure_config(DLQConfig(
-        temporal_address=stack.address, task_queue=stack.secure_task_queue,
-        database_url=stack.secure_database_url, store_timeout=60, temporal_envconfig=False,
-        outbox_path=str(stack.tmpdir / "client-outbox-secure.db")), secure)
-    service = AsyncDLQService(config)
+    on_side = stack.sides[1]
+    service = AsyncDLQService(side_config(DLQConfig(
+        temporal_address=stack.address, task_queue=on_side.task_queue,
+        database_url=on_side.database_url, store_timeout=60, temporal_envconfig=False,
+        outbox_path=str(stack.tmpdir / "client-outbox-on.db")), on_side.settings))
+    services = {"off": off_service, "on": service}
+    parts: dict[str, list[Phase]] = {"off": [], "on": []}
     try:
-        if warmup > 0:  # the secure worker's caches and sandbox imports
+        if warmup > 0:  # the second worker's caches and sandbox imports
             await store_entries(service, WARMUP_DOMAIN, warmup, serial)
             await dlq_phase(service, {"domain": WARMUP_DOMAIN}, page_size, meter, "warm-up")
-        filters = {"domain": BENCH_DOMAIN, "failure_type": "BENCH_ONOFF"}
-        await store_entries(plain, BENCH_DOMAIN, n, serial, "BENCH_ONOFF")
-        await store_entries(service, BENCH_DOMAIN, n, serial, "BENCH_ONOFF")
-        off, _ = await dlq_phase(plain, filters, page_size, meter, "bulk_replay plain")
-        on, _ = await dlq_phase(service, filters, page_size, meter, "bulk_replay secure")
+        sizes = [n // chunks + (1 if i < n % chunks else 0) for i in range(chunks)]
+        for i, size in enumerate(sizes):
+            for name in ("off", "on"):
+                await store_entries(services[name], BENCH_DOMAIN, size, serial,
+                                    f"BENCH_ONOFF_{i}")
+        for i in range(chunks):
+            for name in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                filters = {"domain": BENCH_DOMAIN, "failure_type": f"BENCH_ONOFF_{i}"}
+                phase, _ = await dlq_phase(services[name], filters, page_size, meter,
+                                           f"bulk_replay security {name}")
+                parts[name].append(phase)
     finally:
         await service.close()
-    names = ", ".join(sorted(secure))
-    console.print(f"  secure/plain (page_size={page_size}, secure = {names}): plain "
-                  f"{off.rate:.1f}/s, secure {on.rate:.1f}/s")
+    off = combine("bulk_replay security off", parts["off"])
+    on = combine("bulk_replay security on", parts["on"])
+    console.print(f"  security on/off (page_size={page_size}, {chunks} chunks): off "
+                  f"{off.rate:.1f}/s, on {on.rate:.1f}/s")
     return off, on
 
 
@@ -571,18 +591,17 @@ async def part1(args: argparse.Namespace) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     logging.getLogger("dlq").setLevel(logging.ERROR)
     started = time.perf_counter()
-    secure = secure_settings() if secure_enabled() else None
     compared: tuple[Phase, Phase] | None = None
-    async with replay_stack(secure=secure) as stack:
+    async with replay_stack(sides=() if args.no_onoff else security_sides()) as stack:
         console.print(f"stack ready in {time.perf_counter() - started:.1f}s: Temporal "
                       f"{stack.address}, DLQ worker (worker.py) pid {stack.pids['dlq worker']}, "
                       f"bare worker pid {stack.pids['bare worker']}")
         client = await connect(stack.address)
-        service = AsyncDLQService(
+        service = AsyncDLQService(side_config(
             DLQConfig(temporal_address=stack.address, task_queue=stack.dlq_task_queue,
                       database_url=stack.database_url, store_timeout=60,
                       outbox_path=str(stack.tmpdir / "client-outbox.db")),
-            client=client)
+            stack.sides[0].settings), client=client)
         meter = CpuMeter({**stack.pids, "client": os.getpid()})
         serial = itertools.count(1)
         try:
@@ -592,9 +611,10 @@ async def part1(args: argparse.Namespace) -> int:
             for i, page_size in enumerate(args.page_sizes):
                 rounds.append(await run_round(stack, client, service, meter, page_size,
                                               args.n, f"r{i}", serial, args.interleave))
-            if secure is not None:
-                compared = await secure_compare(stack, service, secure, meter,
-                                                args.page_sizes[0], args.n, args.warmup, serial)
+            if len(stack.sides) > 1:
+                compared = await onoff_compare(stack, service, meter, args.page_sizes[0],
+                                               args.n, args.warmup,
+                                               min(args.n, max(2, args.interleave)), serial)
             console.print()
             console.rule("Part 1 profile (first round)")
             await profile(stack, client, rounds[0], args.profile_sample)
@@ -607,11 +627,18 @@ async def part1(args: argparse.Namespace) -> int:
         for phase in compared:
             for error, count in Counter(phase.errors).most_common(5):
                 console.print(f"[red]{phase.name}: {count} x {error}[/]")
+        # CPU per replay is steadier than rates when other processes take cores unevenly.
+        cpu = {p.name: p.cpu_per_op for p in compared}
+        if all(cpu.values()):
+            console.print("CPU per replay: " + ", ".join(
+                f"{name} {value * 1000:.0f} ms" for name, value in cpu.items()  # type: ignore[operator]
+            ) + "; other processes " + ", ".join(
+                f"{p.cores.get('other') or 0.0:.2f}" for p in compared) + " cores")
         ratio = on.rate / off.rate if off.rate else 0.0
-        verdict = "PASS" if ratio >= SECURE_GOAL else "MISS"
-        print(f"ratio secure/plain bulk_replay = {ratio:.2f} (goal >= {SECURE_GOAL}; "
-              f"{on.rate:.1f}/s vs {off.rate:.1f}/s; secure = {', '.join(sorted(secure or {}))})"
-              f": {verdict}")
+        verdict = "PASS" if ratio >= ONOFF_GOAL else "MISS"
+        print(f"ratio security on/off bulk_replay = {ratio:.2f} (goal >= {ONOFF_GOAL}; "
+              f"on {on.rate:.1f}/s vs off {off.rate:.1f}/s; on = encryption + redaction): "
+              f"{verdict}")
     return 1 if any(r.bare.errors or r.dlq.errors for r in rounds) or (
         compared is not None and any(p.errors for p in compared)) else 0
 
@@ -705,6 +732,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="uncounted replays and updates first (default 32, 16 quick)")
     parser.add_argument("--profile-sample", type=int, default=None,
                         help="histories sampled per side for the profile (default 200)")
+    parser.add_argument("--no-onoff", action="store_true",
+                        help="skip the security on/off comparison (one DLQ worker, defaults)")
     parser.add_argument("--only", choices=("replay", "throttle"), default=None,
                         help="run only part 1 (replay) or part 2 (throttle)")
     parser.add_argument("--model", choices=("shedding", "queueing", "both"), default="both",

@@ -5,22 +5,32 @@ One run starts one Temporal dev server and one worker process (see
 
 1. baseline: ``client.execute_workflow(BareWorkflow)``: start a workflow
    that runs one no-op activity and wait for its result;
-2. DLQ: ``AsyncDLQService.store_failure(..., mode="sync")``: update-with-start
-   of a ``DLQEntryWorkflow`` that returns once the entry's SQL row is written,
-   on a worker that counts the ``dlq_*`` metrics and serves ``/metrics``
-   (scraped every second during the phase, as Prometheus would, faster);
-3. DLQ with metrics off: the same stores, to a worker in the same process
-   whose metrics are off (``DLQ_METRICS_PORT=0``).
+2. DLQ, features on: ``AsyncDLQService.store_failure(..., mode="sync")``:
+   update-with-start of a ``DLQEntryWorkflow`` that returns once the entry's
+   SQL row is written, with what a production deployment runs
+   (:mod:`bench._features`): the worker counts the ``dlq_*`` metrics and
+   serves ``/metrics`` (scraped every second during the phase, as Prometheus
+   would, faster), failure grouping, redaction (the data holds a token) and
+   encryption (a throw-away key ring);
+3. DLQ, features off: the same stores to a second DLQ worker in the same
+   process with all of them off (``DLQ_METRICS_PORT=0``,
+   ``DLQ_GROUPING_ENABLED=false``, ``DLQ_REDACT_ENABLED=false``, no
+   ``DLQ_ENCRYPTION_KEYS``), on a read model of its own.
 
-It prints both rates (successful operations per wall-clock second), p50/p95
-latencies, the CPU each process used, ``ratio metrics on/off`` (goal >= 0.9)
-and ``ratio store/bare``. The exit code
-is 1 if any operation failed, 2 if the stack did not start or nothing
-worked, else 0 (a missed goal is a figure, not an error).
+Phases 2 and 3 run interleaved in ``--rounds`` rounds (the machine is
+shared; see :func:`feature_rounds`). ``--only metrics|grouping|security``
+turns that feature alone on in phase 2, to see what each costs.
+
+It prints the rates (successful operations per wall-clock second), p50/p95
+latencies, the CPU each process used, ``ratio features on/off`` (goal >= 0.9)
+and ``ratio store/bare`` (features on; goal >= 0.8). The exit code is 1 if
+any operation failed, 2 if the stack did not start or nothing worked, else 0
+(a missed goal is a figure, not an error).
 
 Usage::
 
-    python bench/store.py [--n 1000] [--concurrency 64] [--warmup 20] [--store-timeout 5]
+    python bench/store.py [--n 1000] [--concurrency 64] [--warmup 20] [--rounds 3]
+                          [--only metrics|grouping|security] [--store-timeout 5]
 """
 
 from __future__ import annotations
@@ -33,13 +43,11 @@ import logging
 import os
 import re
 import signal
-import statistics
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -54,6 +62,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._bare import BareWorkflow
+from bench._features import FEATURES, Side, feature_settings, side_config
+from bench._features import GOAL as FEATURES_GOAL
 from bench._stack import (
     Stack,
     cpu_seconds,
@@ -62,14 +72,18 @@ from bench._stack import (
     running_stack,
     scrape_forever,
 )
-from bench._store_support import close_service, count_leaked_cancellations, settled_row_count
+from bench._store_support import (
+    PhaseResult,
+    close_service,
+    count_leaked_cancellations,
+    loadavg,
+    merge,
+    settled_row_count,
+)
 
 GOAL = 0.8
-METRICS_GOAL = 0.9
 # Cores other processes may use during a phase before its figures are flagged.
 BUSY_MACHINE = 0.2
-DLQ_TASK_QUEUE = "dlq-bench"
-NO_METRICS_TASK_QUEUE = "dlq-bench-no-metrics"
 BARE_TASK_QUEUE = "bare-bench"
 
 # Entry ids and workflow ids differ per error; strip them so equal errors group.
@@ -80,32 +94,6 @@ Op = Callable[[], Awaitable[str | None]]
 
 # Rich assumes 80 columns when not on a terminal, which squeezes the table.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-
-
-@dataclass
-class PhaseResult:
-    """The measured part of one phase (warm-up excluded)."""
-
-    name: str
-    ok: int
-    elapsed: float
-    latencies: list[float]
-    errors: list[str] = field(default_factory=list)
-    cores: dict[str, float | None] = field(default_factory=dict)
-    warmup_ok: int = 0
-
-    @property
-    def rate(self) -> float:
-        """Successful operations per second of wall time."""
-        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
-
-    def percentile_ms(self, pct: int) -> float:
-        """Latency percentile of the successful operations, in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        if len(self.latencies) == 1:
-            return self.latencies[0] * 1000
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[pct - 1] * 1000
 
 
 async def run_ops(op: Op, count: int, concurrency: int) -> tuple[list[float], list[str]]:
@@ -185,27 +173,25 @@ async def bare_phase(stack: Stack, args: argparse.Namespace,
 
 
 async def store_phase(stack: Stack, args: argparse.Namespace, pids: dict[str, int], *,
-                      name: str = "DLQ store (sync)", task_queue: str | None = None,
-                      expected_rows: int | None = None,
-                      scrape_port: int = 0) -> tuple[PhaseResult, int]:
+                      side: Side, expected_rows: int) -> tuple[PhaseResult, int]:
     """DLQ: ``store_failure(mode="sync")`` through one service, as an application would.
 
     Args:
-        name: The phase's name in the report.
-        task_queue: The DLQ worker's task queue (the stack's by default).
-        expected_rows: Rows the read model should hold afterwards.
-        scrape_port: Scrape ``/metrics`` there every ``SCRAPE_EVERY`` s meanwhile.
+        side: The DLQ worker stored to; the service gets its settings too.
+            Its ``/metrics``, if served, is scraped every second meanwhile.
+        expected_rows: Rows its read model should hold afterwards.
 
     Returns:
-        The phase result and the number of rows in the SQL read model afterwards.
+        The phase result and the number of rows in its read model afterwards.
     """
-    service = AsyncDLQService(DLQConfig(
-        temporal_address=stack.address, task_queue=task_queue or stack.dlq_task_queue,
-        database_url=stack.database_url, store_timeout=args.store_timeout,
+    service = AsyncDLQService(side_config(DLQConfig(
+        temporal_address=stack.address, task_queue=side.task_queue,
+        database_url=side.database_url, store_timeout=args.store_timeout,
+        temporal_envconfig=False,
         # A timed-out store falls back to the local outbox; keep it in the
         # throw-away folder, not in the shared default under the working directory.
-        outbox_path=str(stack.tmpdir / "outbox.db"),
-    ))
+        outbox_path=str(stack.tmpdir / f"outbox-{side.name}.db"),
+    ), side.settings))
     orders = itertools.count(1)
 
     async def op() -> str | None:
@@ -213,62 +199,57 @@ async def store_phase(stack: Stack, args: argparse.Namespace, pids: dict[str, in
             domain="payment", failure_type="PG_TIMEOUT", entity_type="order",
             entity_id=f"order-{next(orders)}", error_code="57014",
             error_message="canceling statement due to statement timeout",
-            snapshot_data={"amount": 1250, "currency": "EUR", "attempt": 3},
+            # The token is what redaction, when on, replaces.
+            snapshot_data={"amount": 1250, "currency": "EUR", "attempt": 3,
+                           "api_token": "tok_bench_0123456789"},
             recommended_action="manual_check", mode="sync",
         )
         return None if result.success else (result.error or "success=False without error")
 
-    scraper = asyncio.create_task(scrape_forever(scrape_port)) if scrape_port else None
+    scraper = (asyncio.create_task(scrape_forever(side.metrics_port))
+               if side.metrics_port else None)
     try:
-        result = await run_phase(name, op, n=args.n,
+        result = await run_phase(side_label(side, args.only), op, n=args.n,
                                  concurrency=args.concurrency, warmup=args.warmup, pids=pids)
     finally:
         if scraper is not None:
             scraper.cancel()
         await close_service(service)
-    return result, await settled_row_count(stack.database_url,
-                                           expected_rows or args.warmup + args.n)
+    return result, await settled_row_count(side.database_url, expected_rows)
 
 
-async def metrics_rounds(stack: Stack, args: argparse.Namespace, pids: dict[str, int],
-                         metrics_port: int) -> tuple[PhaseResult, PhaseResult, int]:
-    """Stores with metrics on and off, interleaved in ``args.rounds`` rounds.
+def side_label(side: Side, only: str | None) -> str:
+    """The report's name of a side's phase."""
+    return f"DLQ store, {only or 'features'} {side.name}"
+
+
+def make_sides(only: str | None) -> tuple[Side, Side]:
+    """Features on (all, or ``only``) and all off, each on its own task queue."""
+    on = feature_settings(FEATURES if only is None else (only,), metrics_port=free_port())
+    return (Side("on", "dlq-bench-on", on), Side("off", "dlq-bench-off", feature_settings(())))
+
+
+async def feature_rounds(stack: Stack, args: argparse.Namespace,
+                         pids: dict[str, int]) -> tuple[PhaseResult, PhaseResult, int]:
+    """Stores with the features on and off, interleaved in ``args.rounds`` rounds.
 
     The machine is shared: other load comes and goes within seconds, so one
     phase each would compare two different machines. Each round runs both
     (alternating which goes first) on n/rounds stores; the first round warms
-    both up. Returns both merged phases and the rows in the read model.
+    both up. Returns both merged phases and the rows in both read models.
     """
-    on: list[PhaseResult] = []
-    off: list[PhaseResult] = []
-    stored, rows = 0, 0
+    merged: dict[str, list[PhaseResult]] = {side.name: [] for side in stack.sides}
+    stored = dict.fromkeys(merged, 0)
+    rows = dict.fromkeys(merged, 0)
     for i in range(args.rounds):
         n = args.n // args.rounds + (1 if i < args.n % args.rounds else 0)
         part = argparse.Namespace(**{**vars(args), "n": n, "warmup": args.warmup if i == 0 else 0})
-        order = [True, False] if i % 2 else [False, True]
-        for metrics in order:
-            stored += part.warmup + n
-            result, rows = await store_phase(
-                stack, part, pids, expected_rows=stored,
-                name="DLQ store (sync)" if metrics else "DLQ store, metrics off",
-                task_queue=None if metrics else NO_METRICS_TASK_QUEUE,
-                scrape_port=metrics_port if metrics else 0)
-            (on if metrics else off).append(result)
-    return merge(on), merge(off), rows
-
-
-def merge(parts: list[PhaseResult]) -> PhaseResult:
-    """One phase from its rounds: summed counts and time, time-weighted CPU."""
-    elapsed = sum(p.elapsed for p in parts)
-    cores: dict[str, float | None] = {}
-    for proc in parts[0].cores:
-        weighted = [(p.cores[proc], p.elapsed) for p in parts]
-        cores[proc] = (None if any(v is None for v, _ in weighted)
-                       else sum((v or 0.0) * t for v, t in weighted) / elapsed)
-    return PhaseResult(name=parts[0].name, ok=sum(p.ok for p in parts), elapsed=elapsed,
-                       latencies=[x for p in parts for x in p.latencies],
-                       errors=[e for p in parts for e in p.errors], cores=cores,
-                       warmup_ok=sum(p.warmup_ok for p in parts))
+        for side in stack.sides if i % 2 else reversed(stack.sides):
+            stored[side.name] += part.warmup + n
+            result, rows[side.name] = await store_phase(
+                stack, part, pids, side=side, expected_rows=stored[side.name])
+            merged[side.name].append(result)
+    return merge(merged["on"]), merge(merged["off"]), sum(rows.values())
 
 
 def _fmt_cores(value: float | None) -> str:
@@ -276,7 +257,7 @@ def _fmt_cores(value: float | None) -> str:
 
 
 def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace,
-           no_metrics: PhaseResult | None = None) -> None:
+           off: PhaseResult) -> None:
     """Print the table, the errors if any, and the ratio line last."""
     table = Table(title=f"store benchmark: n={args.n}, concurrency={args.concurrency}, "
                         f"warm-up={args.warmup} (not counted)")
@@ -285,7 +266,7 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace,
         table.add_column(name, justify="right")
     for proc in bare.cores:
         table.add_column(f"CPU {proc}", justify="right")
-    phases = (bare, store) if no_metrics is None else (bare, store, no_metrics)
+    phases = (bare, store, off)
     for phase in phases:
         table.add_row(
             phase.name, str(phase.ok), str(len(phase.errors)), f"{phase.elapsed:.2f}",
@@ -307,18 +288,20 @@ def report(bare: PhaseResult, store: PhaseResult, args: argparse.Namespace,
         grouped = Counter(_UUID.sub("<id>", error) for error in phase.errors)
         for error, count in grouped.most_common(5):
             console.print(f"[red]{phase.name}: {count} x {error}[/]")
-    if no_metrics is not None:
-        # CPU per store is what the metrics add; it is steadier than rates when
-        # other processes take cores from the phases unevenly.
-        per_store = {p.name: (p.cores.get("worker") or 0.0) * p.elapsed / p.ok * 1000
-                     for p in (store, no_metrics) if p.ok}
-        console.print("worker CPU per store: " + ", ".join(
+    # CPU per store is what the features add; it is steadier than rates when
+    # other processes take cores from the phases unevenly.
+    for proc in ("worker", "client"):
+        per_store = {p.name: (p.cores.get(proc) or 0.0) * p.elapsed / p.ok * 1000
+                     for p in (store, off) if p.ok}
+        console.print(f"{proc} CPU per store: " + ", ".join(
             f"{name} {ms:.1f} ms" for name, ms in per_store.items()))
-        on_off = store.rate / no_metrics.rate if no_metrics.rate else 0.0
-        print(f"ratio metrics on/off = {on_off:.2f} (goal >= {METRICS_GOAL})")
+    on_off = store.rate / off.rate if off.rate else 0.0
+    # Plain prints: the last lines are meant to be grepped.
+    print(f"rates: bare {bare.rate:.1f}/s, {store.name} {store.rate:.1f}/s, "
+          f"{off.name} {off.rate:.1f}/s")
+    print(f"ratio {args.only or 'features'} on/off = {on_off:.2f} (goal >= {FEATURES_GOAL})")
     ratio = store.rate / bare.rate if bare.rate else 0.0
-    # Plain print: the last line is meant to be grepped.
-    print(f"ratio store/bare = {ratio:.2f} (goal >= {GOAL})")
+    print(f"ratio store/bare = {ratio:.2f} (goal >= {GOAL}; {store.name})")
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -333,19 +316,22 @@ async def bench(args: argparse.Namespace) -> int:
     logging.getLogger("dlq").setLevel(logging.ERROR)
 
     started = time.perf_counter()
-    metrics_port = free_port()
-    async with running_stack(dlq_task_queue=DLQ_TASK_QUEUE, bare_task_queue=BARE_TASK_QUEUE,
-                             worker_args=("--metrics-port", str(metrics_port),
-                                          "--no-metrics-task-queue",
-                                          NO_METRICS_TASK_QUEUE)) as stack:
+    async with running_stack(bare_task_queue=BARE_TASK_QUEUE,
+                             sides=make_sides(args.only)) as stack:
         console.print(f"stack ready in {time.perf_counter() - started:.1f}s: Temporal "
-                      f"{stack.address}, worker pid {stack.worker_pid}, {stack.database_url}")
+                      f"{stack.address}, worker pid {stack.worker_pid}, read models in "
+                      f"{stack.tmpdir}; load average {loadavg()}")
+        for side in stack.sides:
+            names = ", ".join(f"{k}={'<key ring>' if 'KEYS' in k else v}"
+                              for k, v in side.settings.items())
+            console.print(f"  side {side.name}: {names}")
         pids = {"server": stack.server_pid, "worker": stack.worker_pid, "client": os.getpid()}
         bare = await bare_phase(stack, args, pids)
-        store, no_metrics, rows = await metrics_rounds(stack, args, pids, metrics_port)
+        store, off, rows = await feature_rounds(stack, args, pids)
     gc.collect()  # let abandoned SDK futures report now, not after the summary
-    failed = bool(bare.errors or store.errors or no_metrics.errors)
-    succeeded = store.warmup_ok + store.ok + no_metrics.warmup_ok + no_metrics.ok
+    console.print(f"load average at the end {loadavg()}")
+    failed = bool(bare.errors or store.errors or off.errors)
+    succeeded = store.warmup_ok + store.ok + off.warmup_ok + off.ok
     if rows < succeeded:
         # A store that said success must have its row.
         console.print(f"[red]SQL read model has {rows} rows but {succeeded} stores "
@@ -361,7 +347,7 @@ async def bench(args: argparse.Namespace) -> int:
     if leaked[0]:
         console.print(f"[yellow]{leaked[0]} 'Future exception was never retrieved' "
                       f"(CancelledError) from timed-out update-with-start calls, not printed[/]")
-    report(bare, store, args, no_metrics)
+    report(bare, store, args, off)
     return 1 if failed else 0
 
 
@@ -376,7 +362,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=20,
                         help="operations per phase run first and not counted")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds interleaving the metrics-on and metrics-off stores")
+                        help="rounds interleaving the features-on and features-off stores")
+    parser.add_argument("--only", choices=FEATURES, default=None,
+                        help="turn on this feature alone (vs all off) instead of all of them")
     parser.add_argument("--store-timeout", type=float, default=DLQConfig.store_timeout,
                         help="DLQConfig.store_timeout in seconds (default: the DLQ's own)")
     args = parser.parse_args(argv)
