@@ -9,7 +9,12 @@ from typing import Any
 from temporalio import activity
 
 from dlq import _metrics as metrics
-from dlq._errors import DLQEntryNotFoundError, DLQError, DLQStateConflictError
+from dlq._errors import (
+    DLQCommandPendingError,
+    DLQEntryNotFoundError,
+    DLQError,
+    DLQStateConflictError,
+)
 from dlq._filters import parse_filters
 from dlq._messages import BulkFreezeInput, BulkFreezeResult, BulkPageInput, BulkPageResult
 from dlq._service import AsyncDLQService
@@ -135,7 +140,7 @@ class BulkActivities:
             stop = f"downstream emergency: {_describe(throttle)}"
         done = [pk for pk in ids if pk in outcomes]
         counts = {k: sum(1 for pk in done if outcomes[pk] == k)
-                  for k in ("succeeded", "failed", "skipped")}
+                  for k in ("succeeded", "failed", "skipped", "pending")}
         # Continue after the last contiguous done id: a stop leaves the rest for no one,
         # a retry resumes where the page really ended.
         last = input.after
@@ -153,6 +158,10 @@ class BulkActivities:
                 update_id=f"bulk-{input.bulk_id}-{pk}")
         except (DLQStateConflictError, DLQEntryNotFoundError):
             return "skipped"  # closed, at its cap or busy since the set was frozen
+        except DLQCommandPendingError as err:
+            # Sent, not confirmed in time: Temporal holds it and it will run.
+            errors.append(f"{pk}: {err}")
+            return "pending"
         except DLQError as err:
             errors.append(f"{pk}: {err}")
             return "failed"

@@ -335,6 +335,9 @@ class BulkReplayProgress(BaseModel):
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
+    # Retries sent but not confirmed within DLQ_COMMAND_TIMEOUT: Temporal holds
+    # them and they still run (never counted as failed).
+    pending: int = 0
     remaining: int = 0
     current_rate: float = 0.0
     early_stop_reason: str | None = None
@@ -378,6 +381,7 @@ class BulkPageResult(BaseModel):
     skipped: int
     early_stop_reason: str | None = None
     errors: list[str] = Field(default_factory=list)
+    pending: int = 0
     # The page stopped early because the redrive was paused or cancelled;
     # ``processed`` may then be 0 although the set is not exhausted.
     interrupted: bool = False

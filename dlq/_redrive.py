@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from dlq._checks import check_int, check_limit, check_operator_text, check_rate, now
 from dlq._entry import request_context
 from dlq._errors import (
+    DLQCommandPendingError,
     DLQEntryNotFoundError,
     DLQError,
     DLQStateConflictError,
@@ -60,6 +61,10 @@ async def replay(service: AsyncDLQService, domain: str | None = None, batch_size
             out = await service.retry_entry_as(entry.id, actor=actor, reason="batch replay")
         except DLQStateConflictError:
             stats.skipped += 1
+            continue
+        except DLQCommandPendingError as err:
+            stats.pending += 1
+            stats.errors.append(f"{entry.id}: {err}")
             continue
         except DLQError as err:
             stats.failed += 1
@@ -104,7 +109,8 @@ async def replay_throttle_aware(service: AsyncDLQService, entry_id: str,
     except DLQError as err:
         permit.release(success=isinstance(err, DLQStateConflictError),
                        latency=time.monotonic() - started, error=str(err))
-        return DLQThrottleReplayResult(success=False, entry_id=entry_id, error=str(err))
+        return DLQThrottleReplayResult(success=False, entry_id=entry_id, error=str(err),
+                                       pending=isinstance(err, DLQCommandPendingError))
     permit.release(success=out["success"], latency=time.monotonic() - started,
                    error=None if out["success"] else out["message"])
     return DLQThrottleReplayResult(success=out["success"], entry_id=entry_id,
@@ -134,6 +140,8 @@ async def replay_all_throttle_aware(service: AsyncDLQService, throttle: Adaptive
                 result.succeeded += 1
             elif out.retry_after is not None:
                 result.skipped += 1
+            elif out.pending:
+                result.pending += 1
             else:
                 result.failed += 1
     return result

@@ -40,6 +40,8 @@ class DLQBatchReplayStats:
     failed: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    # Sent but not confirmed in time (DLQCommandPendingError): they still run.
+    pending: int = 0
 
 
 @dataclass
@@ -51,6 +53,7 @@ class DLQThrottleBatchReplayResult:
     failed: int = 0
     skipped: int = 0
     early_stop_reason: str | None = None
+    pending: int = 0
 
 
 @dataclass
@@ -61,6 +64,8 @@ class DLQThrottleReplayResult:
     entry_id: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    # The retry was sent but not confirmed in time; it still runs (not a failure).
+    pending: bool = False
 
 
 @dataclass

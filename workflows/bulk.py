@@ -145,6 +145,7 @@ class BulkReplayWorkflow:
         p.succeeded += page.succeeded
         p.failed += page.failed
         p.skipped += page.skipped
+        p.pending += page.pending
         p.remaining = max(0, p.total - p.done)
         p.cursor = page.last or p.cursor
         p.active_seconds += (workflow.now() - started).total_seconds()
@@ -152,7 +153,7 @@ class BulkReplayWorkflow:
 
     @workflow.query
     def get_progress(self) -> BulkReplayProgress:
-        """Done, succeeded, failed, skipped, remaining and the current rate."""
+        """Done, succeeded, failed, skipped, pending, remaining and the current rate."""
         return self._progress
 
     @workflow.signal

@@ -233,6 +233,38 @@ async def test_a_slow_replay_is_pending_not_failed(config: DLQConfig, client: Cl
     await service.close()
 
 
+async def test_batch_and_throttled_replays_count_a_slow_retry_as_pending_not_failed(
+        config: DLQConfig, client: Client) -> None:
+    from dlq import AdaptiveThrottle
+
+    service = AsyncDLQService(replace(config, command_timeout=1.0), client=client)
+    try:
+        slow = await store(service, "t-slow", snapshot_data={"sleep": 2.5})
+        # Other tests' t-slow entries may be replayable too: each is as slow.
+        stats = await service.replay(domain="t-slow", batch_size=50)
+        assert stats.pending >= 1 and (stats.failed, stats.success) == (0, 0), stats
+        assert any(e.startswith(slow) and "pending, not failed" in e for e in stats.errors)
+        # Sent means applied: the one attempt runs.
+        entry = await eventually(lambda: service.get_entry(slow),
+                                 lambda e: e["status"] != "replaying" and e["attempts"])
+        assert entry["retry_count"] == 1
+        again = await store(service, "t-slow", snapshot_data={"sleep": 2.5})
+        one = await service.replay_throttle_aware(again, AdaptiveThrottle())
+        assert one.pending and not one.success, one
+        # A bulk redrive's page reports it the same way (its own count, not "failed").
+        from dlq._messages import BulkPageInput
+        from dlq.activities.bulk import BulkActivities
+
+        third = await store(service, "t-slow", snapshot_data={"sleep": 2.5})
+        errors: list[str] = []
+        page = BulkPageInput(bulk_id="b-pending", after="", limit=1, actor_id="ops",
+                             reason="test")
+        assert await BulkActivities(service)._replay(third, page, errors) == "pending"
+        assert errors and "pending, not failed" in errors[0]
+    finally:
+        await service.close()
+
+
 async def test_a_resolve_while_sql_is_locked_is_pending_then_applied(
         config: DLQConfig, client: Client, backend: str) -> None:
     """Issue 15, item 8: SQL locked; the resolve is applied, so it must not say it failed."""
