@@ -157,7 +157,13 @@ def operator_text_problem(name: str, value: Any) -> str | None:
 
 
 def command_problem(cmd: Any) -> str | None:
-    """What is wrong with a command input's operator text or edit bound, or None."""
+    """What is wrong with a command input's keys, operator text or edit bound, or None."""
+    extra = getattr(cmd, "model_extra", None)
+    if extra:
+        keys = sorted(map(str, extra))
+        if set(keys) <= {"actor", "actor_id"}:
+            return "actor and actor_id are one key: give one of them"
+        return f"unknown key(s) {', '.join(keys)}"
     for field in OPERATOR_TEXT_FIELDS:
         problem = operator_text_problem(field, getattr(cmd, field, None))
         if problem:

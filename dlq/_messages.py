@@ -145,7 +145,9 @@ class RetryInput(BaseModel):
     ``actor`` (and ``actor_id``, the reference's name for it).
     """
 
-    model_config = ConfigDict(populate_by_name=True)
+    # Extra keys are kept so the update validator can refuse them by name
+    # (an operator's typo in `temporal workflow update` must not vanish).
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
 
     dlq_id: str | None = None
     actor: str | None = Field(default=None, validation_alias=ACTOR_KEYS)
@@ -160,7 +162,9 @@ class ForceRedriveInput(BaseModel):
     name) is accepted too.
     """
 
-    model_config = ConfigDict(populate_by_name=True)
+    # Extra keys are kept so the update validator can refuse them by name
+    # (an operator's typo in `temporal workflow update` must not vanish).
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
 
     dlq_id: str | None = None
     actor: str | None = Field(default=None, validation_alias=ACTOR_KEYS)
@@ -171,7 +175,9 @@ class ForceRedriveInput(BaseModel):
 class ResolveInput(BaseModel):
     """Input of the ``resolve`` update and signal."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    # Extra keys are kept so the update validator can refuse them by name
+    # (an operator's typo in `temporal workflow update` must not vanish).
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
 
     dlq_id: str | None = None
     notes: str = ""
@@ -189,7 +195,9 @@ class EditDataInput(BaseModel):
     edited data (the service sends ``DLQ_PAYLOAD_INLINE_BYTES``).
     """
 
-    model_config = ConfigDict(populate_by_name=True)
+    # Extra keys are kept so the update validator can refuse them by name
+    # (an operator's typo in `temporal workflow update` must not vanish).
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
 
     dlq_id: str | None = None
     request_data: dict[str, Any] | None = None

@@ -151,6 +151,23 @@ async def test_actor_and_actor_id_are_one_key_on_every_command(service: AsyncDLQ
 # --- operator text limits and errors of commands --------------------------------------
 
 
+async def test_an_update_with_an_unknown_key_is_refused_by_name(service: AsyncDLQService,
+                                                                 client: Client) -> None:
+    # As `temporal workflow update execute --name resolve --input ...` sends it.
+    from temporalio.client import WorkflowUpdateFailedError
+
+    dlq_id = await store(service, "t-fail")
+    handle = client.get_workflow_handle(workflow_id_for(dlq_id))
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update("resolve", {"note": "typo for notes"})
+    assert "unknown key(s) note" in str(err.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update("retry", {"actor": "a", "actor_id": "b"})
+    assert "give one of them" in str(err.value.cause)
+    state = await assert_entry_healthy(client, dlq_id)
+    assert state.status == "pending"  # nothing applied
+
+
 async def test_operator_text_over_its_limit_is_refused_before_sending(
         service: AsyncDLQService, client: Client) -> None:
     dlq_id = await store(service, "t-fail")
