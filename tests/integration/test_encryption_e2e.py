@@ -14,37 +14,25 @@ reads return them, and the same ``temporal workflow show`` with
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
 import dataclasses
-import json
 import logging
-import subprocess
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from sqlalchemy.engine import make_url
 
 import dlq
-from dlq import AsyncDLQService, DLQConfig, workflow_id_for
+from dlq import AsyncDLQService, workflow_id_for
 from dlq._connect import connect
-from dlq._db import create_db_engine, migrate
 from dlq._errors import DLQKeyError
-from dlq._http import create_app
 from dlq._keys import generate_key
-from dlq._procs import BIN, free_port
-from dlq._temporal import dedup_workflow_id, ensure_search_attributes
-from dlq._worker import build_worker
-from tests.support.api import API_TOKENS, TOKENS
+from dlq._temporal import dedup_workflow_id
+from tests.support.api import TOKENS
+from tests.support.encrypted_stack import Stack, encrypted_stack
+from tests.support.sinks import sql_bytes, sqlite_bytes, temporal_json
 from tests.support.sql import PG_ADMIN_URL
 
 pytestmark = pytest.mark.integration
@@ -78,36 +66,6 @@ def _data(tag: str, *, ok: bool = False, big: bool = False) -> dict[str, Any]:
             "metadata": {"trace_note": f"{mark}-metadata"}}
 
 
-@dataclass
-class Stack:
-    config: DLQConfig
-    service: AsyncDLQService
-    codec_url: str
-    backend: str
-
-
-class _Http:
-    """``dlq serve``'s app (API and codec server) on a real port, on its own thread."""
-
-    def __init__(self, config: DLQConfig) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1",
-                                                    port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "dlq serve did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def stack(request: pytest.FixtureRequest, tmp_path: Path, temporal_address: str,
                 module_pg_url: str | None) -> AsyncIterator[Stack]:
@@ -115,25 +73,9 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path, temporal_address
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
     url = (f"sqlite:///{tmp_path}/read.db" if request.param == "sqlite" else module_pg_url)
     assert url is not None
-    config = DLQConfig(
-        temporal_address=temporal_address, temporal_envconfig=False,
-        task_queue=f"dlq-enc-{request.param}-{uuid.uuid4().hex[:6]}", database_url=url,
-        outbox_path=str(tmp_path / "outbox.db"), encryption_keys=KEYS, api_tokens=API_TOKENS,
-        retry_delay=0.5, store_timeout=15.0, replay_timeout=5.0, shutdown_grace=1.0,
-        payload_inline_bytes=4096, maintenance_enabled=False)
-    engine = create_db_engine(url, key_ring=config.key_ring)
-    migrate(engine)
-    client = await connect(config)  # the encrypting client (and, through it, worker)
-    await ensure_search_attributes(client, config.namespace)
-    service = AsyncDLQService(config, client=client)
-    try:
-        with _Http(config) as base:
-            async with build_worker(client, task_queue=config.task_queue, engine=engine,
-                                    config=config):
-                yield Stack(config, service, f"{base}/codec", request.param)
-    finally:
-        await service.close()
-        engine.dispose()
+    async with encrypted_stack(request.param, url, temporal_address=temporal_address,
+                               tmp_path=tmp_path, keys=KEYS) as built:
+        yield built
 
 
 async def _wait_row(service: AsyncDLQService, dlq_id: str) -> dict[str, Any]:
@@ -177,51 +119,11 @@ async def _store_everything(service: AsyncDLQService) -> tuple[dict[str, dict], 
     return stored, workflow_ids
 
 
-def _bytes_of(path: Path) -> bytes:
-    """A SQLite file with its WAL and journal, as they are on disk."""
-    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*") if p.is_file())
-
-
-def _sql_bytes(stack: Stack) -> bytes:
-    url = make_url(stack.config.database_url)
-    if stack.backend == "sqlite":
-        assert url.database is not None
-        return _bytes_of(Path(url.database))
-    dump = subprocess.run(
-        ["pg_dump", "--data-only", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
-         "-U", url.username or "postgres", url.database or ""],
-        check=True, capture_output=True, timeout=60)
-    assert b"dlq_entries" in dump.stdout
-    return dump.stdout
-
-
 def _temporal_show(stack: Stack, workflow_id: str, *codec: str) -> str:
-    """The history as ``temporal workflow show -o json`` prints it, base64 fields decoded.
-
-    Payload data is base64 in that JSON: a plaintext payload would not show
-    its text otherwise, so every string that is valid base64 is added decoded.
-    """
-    out = subprocess.run(
-        [str(BIN / "temporal"), "workflow", "show", "--address",
-         stack.config.temporal_address, "--namespace", stack.config.namespace,
-         "-w", workflow_id, "-o", "json", *codec],
-        capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    decoded = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-        elif isinstance(node, str):
-            with contextlib.suppress(binascii.Error, ValueError):
-                decoded.append(base64.b64decode(node, validate=True).decode("utf-8", "replace"))
-
-    walk(json.loads(out.stdout))
-    return "\n".join([out.stdout, *decoded])
+    """The history as ``temporal workflow show -o json`` prints it, base64 fields decoded."""
+    return temporal_json(stack.config.temporal_address, "workflow", "show", "--namespace",
+                         stack.config.namespace, "-w", workflow_id,
+                         *codec).decode("utf-8", "replace")
 
 
 @pytest.fixture
@@ -269,8 +171,8 @@ async def test_no_marker_in_any_sink_yet_handlers_reads_and_codec_see_them(
         assert (await http.get(f"/api/entries/{big_id}")).status_code == 401
 
     # Every sink, as bytes: no marker (all of them listed if any leaks).
-    sinks: dict[str, bytes] = {"sql": _sql_bytes(stack),
-                               "outbox": _bytes_of(Path(stack.config.outbox_path)),
+    sinks: dict[str, bytes] = {"sql": sql_bytes(stack.config),
+                               "outbox": sqlite_bytes(Path(stack.config.outbox_path)),
                                "logs": "\n".join([all_logs.text, *(str(r.args) for r in
                                                                   all_logs.records)]).encode()}
     for wid in workflow_ids:

@@ -14,13 +14,9 @@ handler unchanged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
-import random
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,16 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from typer.testing import CliRunner
 
 import dlq
 from dlq import AsyncDLQService, DLQConfig, workflow_id_for
 from dlq._cli import app
-from dlq._procs import BIN
 from tests.support.api import TOKENS, api_client, auth
 from tests.support.helpers import eventually, wait_status, with_config
+from tests.support.sinks import LogCapture, Secrets, capture_all_logs, sql_bytes, temporal_json
 
 pytestmark = pytest.mark.integration
 
@@ -57,131 +52,13 @@ def leaky_handler(entry: dlq.FailedOperationData) -> None:
     raise RuntimeError(handler_secrets[entry.entity_id or ""])
 
 
-class Secrets:
-    """Distinct random secrets, and the exact strings that must never be seen."""
-
-    def __init__(self) -> None:
-        self.rng = random.Random(uuid.uuid4().int)
-        self.values: list[str] = []
-
-    def _keep(self, *values: str) -> None:
-        self.values.extend(values)
-
-    def word(self, prefix: str) -> str:
-        value = f"{prefix}{self.rng.getrandbits(80):020x}Zq"
-        self._keep(value)
-        return value
-
-    def card(self, sep: str = "") -> str:
-        digits = [4] + [self.rng.randrange(10) for _ in range(14)]
-        total = 0
-        for i, d in enumerate(reversed(digits)):  # the check digit makes it pass Luhn
-            d = d * 2 if i % 2 == 0 else d
-            total += d - 9 if d > 9 else d
-        number = "".join(map(str, digits)) + str((10 - total % 10) % 10)
-        # Never seen: the number, any of its spellings, or its first twelve digits.
-        self._keep(number, " ".join(number[i:i + 4] for i in range(0, 16, 4)),
-                   "-".join(number[i:i + 4] for i in range(0, 16, 4)), number[:12])
-        return sep.join(number[i:i + 4] for i in range(0, 16, 4)) if sep else number
-
-    def jwt(self) -> str:
-        def part(data: dict[str, Any]) -> str:
-            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-        body = part({"sub": self.word("sub-"), "exp": 2000000000})
-        value = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{body}.{self.word('sig')}"
-        self._keep(value, body)
-        return value
-
-    def pem(self) -> str:
-        body = "".join(f"{self.rng.getrandbits(256):064x}" for _ in range(2))
-        self._keep(body)
-        return f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
-
-    def failure(self, n: int) -> dict[str, Any]:
-        """One failure's fields, with about a dozen secrets in every field."""
-        token, card = self.word("tok"), self.card(("", " ", "-")[n % 3])
-        basic = base64.b64encode(f"u:{self.word('basic')}".encode()).decode()
-        return dict(
-            error_message=f"gateway said 401 for Bearer {token}; card {card}",
-            snapshot_data={"user": {"name": f"user{n}", "password": self.word("pw")},
-                           "db": {"dsn": f"postgres://app:{self.word('dbpw')}@db/x"}},
-            request_data={
-                "headers": {"Authorization": f"Bearer {self.word('hdr')}",
-                            "X-Api-Key": self.word("xak"), "Cookie": self.word("ck")},
-                "credentials": {"api_key": f"allowed-{n}-{uuid.uuid4().hex}"},
-                "payment": {"pan": self.card(), "note": f"paid with {self.card('-')}"},
-                "items": [{"sku": "A1", "secret": self.word("itm")}, {"token": self.jwt()}],
-            },
-            response_data={"session": self.jwt(), "detail": f"use Basic {basic}"},
-            metadata={"client_secret": self.word("cs"), "signing": self.pem(),
-                      "apiKey": self.word("ak")},
-        )
-
-
-def _decoded(value: Any, out: list[bytes]) -> None:
-    """Every string in a JSON document, and what base64 strings (payloads) decode to."""
-    if isinstance(value, dict):
-        for item in value.values():
-            _decoded(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _decoded(item, out)
-    elif isinstance(value, str):
-        out.append(value.encode())
-        if len(value) >= 8 and len(value) % 4 == 0:
-            try:
-                out.append(base64.b64decode(value, validate=True))
-            except (binascii.Error, ValueError):
-                pass
-
-
-def _temporal_json(address: str, *args: str) -> bytes:
-    done = subprocess.run([str(BIN / "temporal"), *args, "--address", address, "-o", "json"],
-                          capture_output=True, timeout=60)
-    assert done.returncode == 0, done.stderr.decode()
-    parts: list[bytes] = [done.stdout]
-    _decoded(json.loads(done.stdout), parts)
-    return b"\n".join(parts)
-
-
-def _sql_bytes(config: DLQConfig) -> bytes:
-    url = make_url(config.database_url)
-    if url.get_backend_name() == "sqlite":
-        path = Path(url.database or "")
-        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
-    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return subprocess.run(["pg_dump", "--no-owner", plain], capture_output=True, timeout=60,
-                          check=True).stdout
-
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = self.format(record)
-        if record.exc_info:
-            text += logging.Formatter().formatException(record.exc_info)
-        self.lines.append(text)
-
-
 @pytest.fixture
-def logs() -> Iterator[_Capture]:
-    handler = _Capture()
-    root = logging.getLogger()
-    levels = {name: logging.getLogger(name).level for name in ("", "dlq", "temporalio")}
-    root.addHandler(handler)
-    for name in levels:
-        logging.getLogger(name).setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+def logs() -> Iterator[LogCapture]:
+    yield from capture_all_logs()
 
 
 async def test_no_redacted_secret_reaches_any_sink(config: DLQConfig, client: Client,
-                                                   tmp_path: Path, logs: _Capture,
+                                                   tmp_path: Path, logs: LogCapture,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = with_config(config, home=str(tmp_path), outbox_path=str(tmp_path / "outbox.db"),
                       redact_allow={DOMAIN: [ALLOWED_PATH]}, max_replay_attempts=2)
@@ -240,15 +117,15 @@ async def test_no_redacted_secret_reaches_any_sink(config: DLQConfig, client: Cl
 
         # --- the sinks --------------------------------------------------------------
         address = cfg.temporal_address
-        sinks: dict[str, bytes] = {"sql": _sql_bytes(cfg)}
+        sinks: dict[str, bytes] = {"sql": sql_bytes(cfg)}
         outbox = b"".join(p.read_bytes() for p in tmp_path.glob("outbox.db*"))
         sinks["outbox"] = outbox
         for pk in primary:
             row = await service.get_entry(pk)
             assert row is not None
             wid = row["workflow_id"]
-            sinks[f"history {wid}"] = _temporal_json(address, "workflow", "show", "-w", wid)
-            sinks[f"describe {wid}"] = _temporal_json(address, "workflow", "describe",
+            sinks[f"history {wid}"] = temporal_json(address, "workflow", "show", "-w", wid)
+            sinks[f"describe {wid}"] = temporal_json(address, "workflow", "describe",
                                                       "-w", wid)
             state = await client.get_workflow_handle(wid).query("get_state")
             sinks[f"get_state {wid}"] = json.dumps(state, default=str).encode()
@@ -364,7 +241,7 @@ async def test_an_edit_before_replay_is_redacted_like_a_capture(
         text = json.dumps(entry)
         assert secret not in text and token not in text
         assert "password=[Filtered]" in text  # the edit's reason, in the audit trail
-        history = _temporal_json(cfg.temporal_address, "workflow", "show", "-w",
+        history = temporal_json(cfg.temporal_address, "workflow", "show", "-w",
                                  entry["workflow_id"])
         assert secret.encode() not in history and token.encode() not in history
         assert b"new-key" in history  # allowed for this domain
