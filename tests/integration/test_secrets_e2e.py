@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +37,7 @@ from typer.testing import CliRunner
 import dlq
 from dlq._cli import app
 from dlq._keys import generate_key
+from dlq._procs import BIN
 from tests.support.api import TOKENS
 from tests.support.encrypted_stack import Stack, encrypted_stack
 from tests.support.helpers import wait_status
@@ -232,3 +234,36 @@ async def test_redacted_secrets_nowhere_allowed_values_only_encrypted(
     assert b"replay handler failed" in raw["logs"]
     assert leaks(raw, never) == [], "redacted secrets visible"
     assert leaks(raw, values) == [], "allowed values visible unencrypted"
+
+
+async def test_notes_signalled_directly_are_redacted_everywhere_but_the_signal_itself(
+        stack: Stack, logs: LogCapture) -> None:
+    """An operator note sent with ``temporal workflow signal`` (no Python client, no codec).
+
+    The signal's own history event holds what its sender typed, in the clear:
+    only the sender can avoid that. What the workflow keeps (its state, the
+    audit trail, the SQL projection, the log) must be redacted all the same.
+    """
+    service, cfg = stack.service, stack.config
+    secrets = Secrets()
+    result = await service.store_failure(FAILING, "DECLINED", recommended_action="manual_check",
+                                         entity_id=f"signal-{uuid.uuid4().hex[:8]}",
+                                         request_data={"note": "plain"})
+    assert result.success and result.dlq_id
+    pk = result.dlq_id
+    notes = f"refunded card {secrets.card('-')} with password={secrets.word('npw')}"
+    done = subprocess.run(
+        [str(BIN / "temporal"), "workflow", "signal", "--address", cfg.temporal_address,
+         "--namespace", cfg.namespace, "-w", dlq.workflow_id_for(pk), "--name", "resolve",
+         "--input", json.dumps({"notes": notes, "actor": "ops"})],
+        capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    entry = await wait_status(service, pk, "resolved", timeout=30)
+    state = await stack.client.get_workflow_handle(dlq.workflow_id_for(pk)).query("get_state")
+    sinks = {"get_entry": json.dumps(entry, default=str).encode(),
+             "get_state": json.dumps(state, default=str).encode(),
+             "sql": sql_bytes(cfg), "logs": "\n".join(logs.lines).encode()}
+    assert b"[Filtered" in sinks["get_state"]  # the note is kept, filtered
+    leaks = [(s, name) for s in set(secrets.values) for name, data in sinks.items()
+             if s.encode() in data]
+    assert leaks == []
