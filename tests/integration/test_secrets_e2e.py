@@ -13,7 +13,7 @@ resolved with notes holding a card number. Then:
   ``pg_dump``, the Temporal histories (``temporal workflow show -o json``
   without a codec, and through the codec server), ``describe``, the outbox
   file, every log record of the process (client and worker), ``dlq show``, the
-  handler's input, ``get_entry`` and the ``get_state`` query;
+  handler's input, ``get_entry``, the HTTP API and the ``get_state`` query;
 * every allowed value is in no sink's raw bytes, yet the handler received it,
   ``get_entry`` returns it and the codec endpoint decodes it;
 * ``dlq show`` (with the key ring) prints ``[Filtered]`` and lists the
@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -215,6 +216,14 @@ async def test_redacted_secrets_nowhere_allowed_values_only_encrypted(
             assert b"[Filtered]" in shown
             assert b"request_data.headers.Authorization" in shown  # redacted_paths listed
     assert b"redacted at capture: " in decoded[f"dlq show {redriven}"]
+    async with httpx.AsyncClient(base_url=stack.codec_url.removesuffix("/codec"),
+                                 timeout=30) as http:
+        answer = await http.get(f"/api/entries/{redriven}",
+                                headers={"Authorization": f"Bearer {VIEWER}"})
+    assert answer.status_code == 200, answer.text
+    redriven_entity = answer.json()["entity_id"]
+    assert answer.json()["request_data"]["credentials"]["api_key"] == allowed[redriven_entity]
+    decoded["http entry"] = answer.content
     assert leaks(decoded, never) == []
 
     # --- the raw bytes of every sink: neither secrets nor the allowed values ----------
