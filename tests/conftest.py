@@ -26,7 +26,7 @@ from dlq._procs import BIN
 from dlq._temporal import ensure_search_attributes
 from dlq._worker import build_worker
 from tests.support.helpers import CAN_EVENTS
-from tests.support.sql import PG_ADMIN_URL, empty_read_model, fresh_pg_database
+from tests.support.sql import PG_MISSING, empty_read_model, fresh_pg_database
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def read_model(request: pytest.FixtureRequest, tmp_path: Path,
                module_pg_url: str | None) -> Iterator[Engine]:
     """An empty, migrated read model on SQLite and on PostgreSQL (the module's database)."""
     if request.param == "postgresql" and module_pg_url is None:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        pytest.fail(PG_MISSING)
     url = f"sqlite:///{tmp_path}/read.db" if request.param == "sqlite" else module_pg_url
     yield from empty_read_model(url)
 
@@ -161,7 +161,7 @@ async def client(temporal_env: WorkflowEnvironment) -> Client:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, base_configs: dict[str, DLQConfig]) -> str:
     if request.param not in base_configs:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        pytest.fail(PG_MISSING)
     return request.param
 
 

@@ -33,7 +33,7 @@ from dlq._temporal import dedup_workflow_id
 from tests.support.api import TOKENS
 from tests.support.encrypted_stack import Stack, encrypted_stack
 from tests.support.sinks import sql_bytes, sqlite_bytes, temporal_json
-from tests.support.sql import PG_ADMIN_URL
+from tests.support.sql import PG_MISSING
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def _data(tag: str, *, ok: bool = False, big: bool = False) -> dict[str, Any]:
 async def stack(request: pytest.FixtureRequest, tmp_path: Path, temporal_address: str,
                 module_pg_url: str | None) -> AsyncIterator[Stack]:
     if request.param == "postgresql" and module_pg_url is None:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        pytest.fail(PG_MISSING)
     url = (f"sqlite:///{tmp_path}/read.db" if request.param == "sqlite" else module_pg_url)
     assert url is not None
     async with encrypted_stack(request.param, url, temporal_address=temporal_address,

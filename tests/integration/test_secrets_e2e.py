@@ -50,7 +50,7 @@ from tests.support.sinks import (
     sqlite_bytes,
     temporal_json,
 )
-from tests.support.sql import PG_ADMIN_URL
+from tests.support.sql import PG_MISSING
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def recording_handler(entry: dlq.FailedOperationData) -> None:
 async def stack(request: pytest.FixtureRequest, tmp_path: Path, temporal_address: str,
                 module_pg_url: str | None) -> AsyncIterator[Stack]:
     if request.param == "postgresql" and module_pg_url is None:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        pytest.fail(PG_MISSING)
     url = (f"sqlite:///{tmp_path}/read.db" if request.param == "sqlite" else module_pg_url)
     assert url is not None
     async with encrypted_stack(

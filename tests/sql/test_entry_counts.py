@@ -23,7 +23,7 @@ from dlq._filters import parse_filters
 from dlq._messages import EntryInput
 from dlq._models import DLQStatus
 from tests.support.seed import seed_entry
-from tests.support.sql import fresh_pg_database
+from tests.support.sql import PG_MISSING, fresh_pg_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DOMAINS = ("payment", "webhook", "inventory")
@@ -33,7 +33,7 @@ def _url(backend: str, tmp_path: Path, pg_url: str | None, name: str = "c.db") -
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/{name}"
     if pg_url is None:
-        pytest.skip("PostgreSQL is not reachable")
+        pytest.fail(PG_MISSING)
     return pg_url
 
 

@@ -18,7 +18,7 @@ from dlq._db import DLQEntry, create_db_engine, migrate
 from dlq._filters import parse_filters
 from dlq._reads import ThreadReads
 from tests.support.seed import seed_entry
-from tests.support.sql import PG_ADMIN_URL, empty_read_model
+from tests.support.sql import PG_MISSING, empty_read_model
 
 EVERYTHING = parse_filters({})
 
@@ -106,7 +106,7 @@ def test_dispose_closes_the_held_connections_and_reads_go_on(engine: Engine) -> 
 @pytest.fixture
 def pg_engine(module_pg_url: str | None) -> Iterator[Engine]:
     if module_pg_url is None:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        pytest.fail(PG_MISSING)
     yield from empty_read_model(module_pg_url)
 
 

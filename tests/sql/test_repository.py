@@ -19,6 +19,7 @@ from dlq._db import create_db_engine, migrate
 from dlq._filters import parse_filters
 from dlq._messages import EntryInput
 from dlq._models import EntryState
+from tests.support.sql import PG_MISSING
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ def engine(request: pytest.FixtureRequest, tmp_path, pg_url: str | None) -> Iter
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/repo.db"
     elif pg_url is None:
-        pytest.skip("PostgreSQL is not reachable")
+        pytest.fail(PG_MISSING)
     else:
         url = pg_url
     eng = create_db_engine(url)

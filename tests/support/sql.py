@@ -22,6 +22,9 @@ from dlq._db import (
 )
 
 PG_ADMIN_URL = os.environ.get("DLQ_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+# A missing PostgreSQL fails the suite (its PostgreSQL half would silently not run).
+PG_MISSING = (f"PostgreSQL is not reachable at {PG_ADMIN_URL}: the PostgreSQL half of the "
+              "suite needs it (README: make test; DLQ_TEST_PG_ADMIN names another server)")
 
 
 @contextmanager
