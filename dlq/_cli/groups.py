@@ -91,6 +91,10 @@ def alerts(
     if as_json:
         print_json(out)
         return
+    if not out:
+        console.print("no alerts raised" + (f" by rule {rule!r}" if rule else "")
+                      + " (rules: DLQ_ALERT_RULES; docs/observability.md#alerts)")
+        return
     table = Table("raised", "rule", "subject", "what", "count", "since", "status", "tries",
                   title_justify="left")
     for a in out:

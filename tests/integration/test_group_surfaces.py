@@ -89,6 +89,8 @@ def test_cli_groups_list_show_and_alerts(cli, config: DLQConfig) -> None:  # noq
     assert preview.exit_code == 0 and "3 entries would be replayed" in preview.output
     alerts = cli("alerts", "--json")
     assert alerts.exit_code == 0 and isinstance(json.loads(alerts.output), list)
+    none = cli("alerts", "--rule", f"no-such-rule-{domain}")
+    assert none.exit_code == 0 and "no alerts raised by rule" in none.output
 
 
 def test_http_groups_and_alerts(config: DLQConfig) -> None:
