@@ -16,8 +16,8 @@ from dlq._checks import SQL_INT_MAX, SQL_INT_MIN, check_text
 from dlq._fingerprint import is_fingerprint
 from dlq._models import DLQStatus
 
-__all__ = ["EntryFilters", "decode_cursor", "encode_cursor", "parse_duration",
-           "parse_filters", "parse_sla_thresholds"]
+__all__ = ["TEXT_FILTER_CHARS", "EntryFilters", "check_filter_keys", "decode_cursor",
+           "encode_cursor", "parse_duration", "parse_filters", "parse_sla_thresholds"]
 
 # Most characters of each text filter: the column's size (a longer value could
 # match nothing), and for the error_message search a pattern SQLite accepts
@@ -76,22 +76,32 @@ def _datetime(key: str, value: Any) -> datetime:
                          "UTC time") from None
 
 
+def check_filter_keys(filters: Any, allowed: tuple[str, ...], *,
+                      what: str = "filter") -> dict[str, Any]:
+    """``filters`` if it is a dict of ``allowed`` keys (``{}`` for None).
+
+    Raises:
+        ValueError: Not a dict, or naming the unknown keys and the allowed ones.
+    """
+    if filters is None:
+        return {}
+    if not isinstance(filters, dict):
+        raise ValueError(f"filters must be a dict, got {type(filters).__name__}")
+    unknown = sorted(set(filters) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {', '.join(map(repr, unknown))}; "
+                         f"allowed: {', '.join(allowed)}")
+    return filters
+
+
 def parse_filters(filters: dict[str, Any] | None) -> EntryFilters:
     """Check a filter dict and turn it into :class:`EntryFilters`.
 
     Raises:
         ValueError: Naming an unknown key or a key whose value has the wrong type.
     """
-    if filters is None:
-        return EntryFilters()
-    if not isinstance(filters, dict):
-        raise ValueError(f"filters must be a dict, got {type(filters).__name__}")
-    unknown = sorted(set(filters) - set(FILTER_KEYS))
-    if unknown:
-        raise ValueError(f"unknown filter key(s) {', '.join(map(repr, unknown))}; "
-                         f"allowed: {', '.join(FILTER_KEYS)}")
     out: dict[str, Any] = {}
-    for key, value in filters.items():
+    for key, value in check_filter_keys(filters, FILTER_KEYS).items():
         if value is None or value == "" or value == []:
             continue
         if key == "status":

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dlq._checks import check_int, check_limit, now
+from dlq._checks import check_int, check_limit, check_text, now
+from dlq._filters import TEXT_FILTER_CHARS, check_filter_keys
 from dlq._fingerprint import is_fingerprint
 
 if TYPE_CHECKING:
@@ -42,27 +43,19 @@ def parse_group_filters(filters: dict[str, Any] | None) -> GroupFilters:
     Raises:
         ValueError: Naming an unknown key or a value of the wrong type.
     """
-    if filters is None:
-        return GroupFilters()
-    if not isinstance(filters, dict):
-        raise ValueError(f"filters must be a dict, got {type(filters).__name__}")
-    unknown = sorted(set(filters) - set(GROUP_FILTER_KEYS))
-    if unknown:
-        raise ValueError(f"unknown group filter key(s) {', '.join(map(repr, unknown))}; "
-                         f"allowed: {', '.join(GROUP_FILTER_KEYS)}")
     out: dict[str, Any] = {}
-    for key, value in filters.items():
+    for key, value in check_filter_keys(filters, GROUP_FILTER_KEYS,
+                                        what="group filter").items():
         if value is None or value == "":
             continue
         if key == "open":
             if not isinstance(value, bool):
                 raise ValueError(f"group filter 'open' must be a bool, got {value!r}")
             out["open_only"] = value
-        elif not isinstance(value, str):
-            raise ValueError(f"group filter {key!r} must be a string, "
-                             f"got {type(value).__name__}")
         else:
-            out[key] = value
+            # The entry filters' text check: storable (no NUL on PostgreSQL), bounded.
+            out[key] = check_text(f"group filter {key!r}", value,
+                                  max_chars=TEXT_FILTER_CHARS[key])
     return GroupFilters(**out)
 
 

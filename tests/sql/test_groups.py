@@ -167,6 +167,14 @@ def test_list_groups_pages_and_filters(engine: Engine) -> None:
         parse_group_filters({"colour": "red"})
     with pytest.raises(ValueError, match="'open' must be a bool"):
         parse_group_filters({"open": "yes"})
+    # Text values get the entry filters' check: a NUL would be a driver error on
+    # PostgreSQL, an over-long domain could match nothing.
+    with pytest.raises(ValueError, match="group filter 'domain' contains a NUL"):
+        parse_group_filters({"domain": "pay\x00ment"})
+    with pytest.raises(ValueError, match="group filter 'error_code' is 300 characters"):
+        parse_group_filters({"error_code": "E" * 300})
+    with pytest.raises(ValueError, match="group filter 'domain' must be a string, got int"):
+        parse_group_filters({"domain": 5})
 
 
 def test_grouping_off_writes_no_fingerprint_and_no_group(engine: Engine) -> None:
