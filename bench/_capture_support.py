@@ -72,7 +72,7 @@ def entry_json_row(kwargs: dict[str, Any], config: DLQConfig) -> dict[str, Any]:
 class NoRelayService(AsyncDLQService):
     """An ``AsyncDLQService`` whose relay never starts: the store path alone.
 
-    ``_enqueue`` calls :meth:`start_relay` after every append; here that does
+    ``enqueue`` calls :meth:`start_relay` after every append; here that does
     nothing, so records stay in the outbox and nothing competes with the store.
     """
 

@@ -160,7 +160,8 @@ class DLQService:
         if breaker.is_open:
             # Temporal was found unreachable: an outbox append on the caller's
             # thread, no hand-off and no wait (dlq._breaker).
-            result = _capture.enqueue(self.aio, entry, breaker.short_circuit(), run_relay=False)
+            result = _capture.enqueue(self.aio, entry, breaker.short_circuit(),
+                                      reason="unavailable", run_relay=False)
             self._wake_relay()
             return result
         bound = self.aio.config.store_timeout
@@ -174,7 +175,8 @@ class DLQService:
             return self._loop.run(_capture.store_checked(self.aio, entry),
                                   timeout=bound * 1.06)
         except TimeoutError as err:
-            result = _capture.enqueue(self.aio, entry, str(err), run_relay=False)
+            result = _capture.enqueue(self.aio, entry, str(err), reason="timeout",
+                                      run_relay=False)
             self._wake_relay()
             return result
 

@@ -127,7 +127,7 @@ def admit(service: AsyncDLQService, args: StoreArgs, *,
     entry.capture_mode = mode  # counted by the worker (dlq_entries_stored_total{mode})
     if mode == "async":
         entry.trace_context = current_trace_context(service.config.otel_enabled)
-        return _enqueue(service, entry, run_relay=run_relay)
+        return enqueue(service, entry, run_relay=run_relay)
     return entry
 
 
@@ -162,7 +162,8 @@ async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryR
     address = service.config.temporal_address
     if service.breaker.is_open:
         # An earlier store found Temporal unreachable: do not wait for it again.
-        return _enqueue(service, entry, error=service.breaker.short_circuit())
+        return enqueue(service, entry, reason="unavailable",
+                       error=service.breaker.short_circuit())
     # Asked before the bound runs out, so that telling "no worker" from "no
     # Temporal" afterwards costs next to nothing (the store returns within
     # store_timeout + 10 %); cancelled when the store succeeds in time.
@@ -178,7 +179,7 @@ async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryR
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The SDK turns the timeout's cancellation into its own error.
         if await answer_within(exists, bound * 0.04):
-            return _enqueue(service, entry, reason="unconfirmed", error=(
+            return enqueue(service, entry, reason="unconfirmed", error=(
                 f"entry workflow {wid} was started but its SQL row was not confirmed "
                 f"within {bound:g}s (is a DLQ worker running on task queue "
                 f"{service.config.task_queue!r}?)"))
@@ -194,7 +195,7 @@ async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryR
             return _unreachable(service, entry, "unavailable",
                                 f"Temporal at {address} is unavailable: {error}")
         log.warning("DLQ store of %s/%s failed: %s", entry.domain, entry.failure_type, error)
-        return _enqueue(service, entry, reason="error", error=f"DLQ store failed: {error}")
+        return enqueue(service, entry, reason="error", error=f"DLQ store failed: {error}")
     finally:
         exists.cancel()
 
@@ -202,7 +203,7 @@ async def _store_entry(service: AsyncDLQService, entry: EntryInput) -> DLQEntryR
 def _unreachable(service: AsyncDLQService, entry: EntryInput, reason: str,
                  error: str) -> DLQEntryResult:
     service.trip_breaker(error)
-    return _enqueue(service, entry, reason=reason, error=error)
+    return enqueue(service, entry, reason=reason, error=error)
 
 
 async def create_test_entry(
@@ -246,8 +247,8 @@ async def create_test_entry(
 # --- the outbox and its relay ----------------------------------------------------------
 
 
-def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = None, *,
-             reason: str = "error", run_relay: bool = True) -> DLQEntryResult:
+def enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = None, *,
+            reason: str = "error", run_relay: bool = True) -> DLQEntryResult:
     """Keep ``entry`` in the outbox; ``error`` set means this is a sync fallback.
 
     ``reason`` labels the fallback in ``dlq_store_failures_total``.
@@ -275,7 +276,6 @@ def _enqueue(service: AsyncDLQService, entry: EntryInput, error: str | None = No
                           fallback_path=str(outbox.path))
 
 
-enqueue = _enqueue
 
 
 def _get_relay(service: AsyncDLQService) -> Relay:

@@ -143,6 +143,7 @@ async def test_sync_stores_during_an_outage_are_bounded_then_relayed_exactly_onc
         first = await asyncio.to_thread(service.store_failure, domain, "BEFORE")
         assert first.success, first.error
         proxy.down()
+        unavailable_before = _store_failures("unavailable")
         with ThreadPoolExecutor(8) as pool:
             outcomes = await asyncio.gather(*(
                 asyncio.wrap_future(pool.submit(_timed_store, service, domain, n))
@@ -160,6 +161,8 @@ async def test_sync_stores_during_an_outage_are_bounded_then_relayed_exactly_onc
         assert later and max(later) < 0.5, later
         stats = await asyncio.to_thread(service.get_capture_stats)
         assert stats["circuit_open"] is True and stats["circuit_short_circuited"] >= len(later)
+        # A short-circuited store is counted as Temporal unavailable, not as an "error".
+        assert _store_failures("unavailable") - unavailable_before >= len(later)
 
         proxy.up()
         await eventually(lambda: asyncio.to_thread(service.get_capture_stats),
@@ -180,3 +183,11 @@ async def test_sync_stores_during_an_outage_are_bounded_then_relayed_exactly_onc
     finally:
         await asyncio.to_thread(service.close)
         proxy.close()
+
+
+def _store_failures(reason: str) -> float:
+    """``dlq_store_failures_total{reason=...}`` in this process."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("dlq_store_failures_total", {"reason": reason})
+    return value or 0.0
