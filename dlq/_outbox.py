@@ -24,7 +24,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from dlq._errors import DLQKeyError
 from dlq._keys import KeyRing
 from dlq._messages import EntryInput
 
@@ -189,14 +191,24 @@ class Outbox:
         rows = self._conn().execute(
             "SELECT dlq_id, payload, created_at, attempts, quarantined_at, reason "
             "FROM outbox_quarantine ORDER BY quarantined_at DESC LIMIT ?", (limit,)).fetchall()
-        return [QuarantinedRecord(*row) for row in rows]
+        return [self._quarantined_record(*row) for row in rows]
 
     def get_quarantined(self, dlq_id: str) -> QuarantinedRecord | None:
         """One quarantined record, or None."""
         row = self._conn().execute(
             "SELECT dlq_id, payload, created_at, attempts, quarantined_at, reason "
             "FROM outbox_quarantine WHERE dlq_id = ?", (dlq_id,)).fetchone()
-        return QuarantinedRecord(*row) if row else None
+        return self._quarantined_record(*row) if row else None
+
+    def _quarantined_record(self, dlq_id: str, payload: str,
+                            *rest: Any) -> QuarantinedRecord:
+        # Kept sealed as appended; opened for the operator like a claimed record.
+        # Without the key it stays as stored (shown as unreadable, never a failed list).
+        try:
+            payload = self._open(payload)
+        except DLQKeyError:
+            pass
+        return QuarantinedRecord(dlq_id, payload, *rest)
 
     def delete_quarantined(self, dlq_id: str) -> bool:
         """Delete a quarantined record; False if there was none."""

@@ -100,3 +100,25 @@ def test_an_unreadable_record_is_quarantined_at_claim_not_blocking_the_batch(
     assert outbox.delete_quarantined("damaged-1") is True
     assert outbox.delete_quarantined("damaged-1") is False
     assert outbox.stats().quarantined == 0
+
+
+def test_a_sealed_record_is_shown_opened_and_listed_without_its_key(tmp_path: Path) -> None:
+    from dlq._keys import generate_key, parse_key_ring
+    from dlq._quarantine import _summary
+
+    ring = parse_key_ring(generate_key("q"))
+    sealed = Outbox(tmp_path / "outbox.db", key_ring=ring)
+    poison = _entry("POISON")
+    sealed.append(poison)
+    [record] = sealed.claim(10)
+    sealed.quarantine(record.seq, "Temporal refused the record as too large")
+    with sqlite3.connect(tmp_path / "outbox.db") as conn:
+        (stored,) = conn.execute("SELECT payload FROM outbox_quarantine").fetchone()
+    assert "POISON" not in stored  # still encrypted at rest
+    shown = _summary(sealed.get_quarantined(poison.dlq_id), with_entry=True)
+    assert (shown["domain"], shown["failure_type"]) == ("quarantine", "POISON")
+    assert shown["entry"]["dlq_id"] == poison.dlq_id
+    # Without the key the list still works; the entry reads as unreadable.
+    [listed] = Outbox(tmp_path / "outbox.db").quarantined()
+    keyless = _summary(listed, with_entry=True)
+    assert keyless["domain"] is None and "unreadable_payload" in keyless["entry"]
