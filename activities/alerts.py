@@ -51,7 +51,8 @@ class AlertActivities:
         """
         outbox = None
         if any(rule.kind == "outbox" for rule in self.config.alert_rules):
-            box = Outbox(self.config.outbox_path)
+            # Its records and errors are sealed when encryption is on.
+            box = Outbox(self.config.outbox_path, key_ring=self.config.key_ring)
             try:
                 outbox = box.stats()
             finally:

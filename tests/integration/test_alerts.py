@@ -92,6 +92,28 @@ def alert_rows(engine: Engine) -> list[dict[str, Any]]:
     return SQLModelRepository(engine).list_alerts(100, None)
 
 
+def test_the_outbox_rule_reads_an_encrypted_outbox(engine: Engine, tmp_path: Path) -> None:
+    # With DLQ_ENCRYPTION_KEYS the outbox's records and last errors are sealed;
+    # the rule must read its figures with the worker's key ring.
+    from dlq._keys import generate_key
+
+    with webhook_receiver() as receiver:
+        config = make_config(tmp_path, receiver.url, rules=[
+            r for r in rules(receiver.url) if r["name"] == "outbox"],
+            encryption_keys=generate_key("alerts"))
+        box = Outbox(config.outbox_path, key_ring=config.key_ring)
+        box.append(new_entry_input(domain="payment", failure_type="X"))
+        [record] = box.claim(1)
+        box.release(record.seq, "RPCError: unavailable", retry_in=0)
+        box.close()
+        time.sleep(0.01)
+        result = ActivityEnvironment().run(AlertActivities(engine, config).evaluate_alerts,
+                                           EvaluateAlertsInput())
+        assert [a.rule for a in result.alerts] == ["outbox"]
+        [row] = [a for a in alert_rows(engine) if a["rule"] == "outbox"]
+        assert row["details"]["depth"] == 1
+
+
 def test_each_rule_fires_once_per_cooldown_and_records_the_alert(
         engine: Engine, tmp_path: Path) -> None:
     with webhook_receiver() as receiver:
