@@ -38,6 +38,7 @@ from dlq._messages import (
     RetryInput,
 )
 from dlq._patch import check_patch
+from dlq._redact import redact_command_text
 from dlq._temporal import workflow_id_for
 
 if TYPE_CHECKING:
@@ -277,7 +278,7 @@ async def _update(service: AsyncDLQService, pk: str, name: str, arg: Any,
     check_entry_id(pk, "pk")
     # An operator's reason or notes may quote a secret; they are filtered
     # before they reach the history, the audit trail and SQL.
-    arg = _redact_text_fields(service, arg)
+    arg = redact_command_text(arg, service.config.redactor)
     client = await service.get_client()
     # Bounded: with no worker polling, an update would otherwise wait forever.
     bound = service.config.command_timeout
@@ -359,17 +360,6 @@ def _pending(service: AsyncDLQService, pk: str, name: str, update_id: str, *,
     return DLQCommandPendingError(
         f"pending, not failed: {why}. Check `dlq show {pk}` before sending it again.",
         entry_id=pk, command=name, accepted=accepted, update_id=update_id)
-
-
-def _redact_text_fields(service: AsyncDLQService, arg: Any) -> Any:
-    """``arg`` with its ``reason`` and ``notes`` (the operator's free text) filtered."""
-    redactor = service.config.redactor
-    changed = {}
-    for name in ("reason", "notes"):
-        value = getattr(arg, name, None)
-        if isinstance(value, str) and (new := redactor.text(value)) != value:
-            changed[name] = new
-    return arg.model_copy(update=changed) if changed else arg
 
 
 async def _redact_patch(service: AsyncDLQService, pk: str,

@@ -57,7 +57,7 @@ from dlq._redact_rules import (
 )
 
 __all__ = ["ALL_RULES", "DEFAULT_KEYS", "FILTERED", "Redactor", "default_redactor",
-           "parse_redact_allow", "redact_text"]
+           "parse_redact_allow", "redact_command_text", "redact_text"]
 
 # In the spirit of Sentry's default denylist, plus PCI's card data. A key
 # matches when one run of its words spells a term (see Redactor.is_secret_key).
@@ -368,6 +368,21 @@ def parse_redact_allow(value: Any) -> dict[str, tuple[str, ...]]:
 def default_redactor() -> Redactor:
     """A redactor with the default rules (for places without a configuration)."""
     return Redactor()
+
+
+def redact_command_text(cmd: Any, redactor: Redactor | None = None) -> Any:
+    """An operator command's input with secrets in its ``reason`` and ``notes`` replaced.
+
+    The same model back when nothing matched (value rules only: pure, so the
+    entry workflow can apply it too and replay recomputes the same).
+    """
+    redactor = redactor or default_redactor()
+    changed = {}
+    for field in ("reason", "notes"):
+        value = getattr(cmd, field, None)
+        if isinstance(value, str) and value and (clean := redactor.text(value)) != value:
+            changed[field] = clean
+    return cmd.model_copy(update=changed) if changed else cmd
 
 
 def redact_text(value: str, redactor: Redactor | None = None) -> str:

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RetryInput,
     )
     from dlq._models import EntryState
-    from dlq._redact import redact_text
+    from dlq._redact import redact_command_text
     from dlq._signals import COMMAND_INPUTS, SIGNAL_PATCH, clip_reason, parse_signal
     from dlq.workflows.projection import EntryProjection
 
@@ -313,7 +313,7 @@ class DLQEntryWorkflow(EntryProjection):
         # the Web UI or the temporal CLI did not pass through it. Filtered here
         # too, so no secret in a reason or notes reaches the state, the audit
         # trail or SQL (value rules only: pure, so replay recomputes the same).
-        cmd = _filter_operator_text(cmd)
+        cmd = redact_command_text(cmd)
         self._check(name, cmd)
         async with self._lock:
             # Another command may have run while this one waited for the lock.
@@ -438,12 +438,3 @@ class DLQEntryWorkflow(EntryProjection):
         # metadata query with them): cheap even for a transient state.
         workflow.set_current_details(_card.render_card(self._state, workflow.now()))
 
-
-def _filter_operator_text(cmd: Any) -> Any:
-    """``cmd`` with secrets in its ``reason`` and ``notes`` replaced (dlq._redact's value rules)."""
-    changed = {}
-    for field in ("reason", "notes"):
-        value = getattr(cmd, field, None)
-        if isinstance(value, str) and value and (clean := redact_text(value)) != value:
-            changed[field] = clean
-    return cmd.model_copy(update=changed) if changed else cmd
