@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dlq._errors import DLQEntryNotFoundError
 from dlq._http.auth import Identity, require
-from dlq._http.deps import Json, entry_id, service
+from dlq._http.deps import Json, entry_id, query_filters, service
 
-__all__ = ["ListQuery", "entry_detail", "list_filters", "router"]
+__all__ = ["ListQuery", "entry_detail", "router"]
 
 router = APIRouter(tags=["entries"])
 Viewer = Annotated[Identity, require("viewer")]
@@ -45,16 +45,11 @@ class ListQuery(BaseModel):
         return [s for s in value if s]
 
 
-def list_filters(query: ListQuery) -> dict[str, Any]:
-    """The filters of a list query, as ``list_entries`` takes them."""
-    return {k: v for k, v in query.model_dump(exclude={"page", "page_size"}).items() if v}
-
-
 @router.get("/entries", summary="List entries (newest first)")
 async def list_entries(request: Request, _: Viewer,
                        query: Annotated[ListQuery, Query()]) -> Json:
     """One page: ``results``, ``page``, ``page_size``, ``total_pages``, ``total_count``, ...."""
-    return Json(await service(request).list_entries(list_filters(query), page=query.page,
+    return Json(await service(request).list_entries(query_filters(query), page=query.page,
                                                     page_size=query.page_size))
 
 

@@ -6,7 +6,7 @@ bulk redrive of the group (the redrive flow with the ``group`` filter).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -14,8 +14,8 @@ from fastapi.responses import Response
 
 from dlq._errors import DLQEntryNotFoundError
 from dlq._http.auth import Identity, require
-from dlq._http.deps import service
-from dlq._http.groups import GroupQuery, group_filters
+from dlq._http.deps import query_filters, query_link, service
+from dlq._http.groups import GroupQuery
 from dlq._http.pages import _render
 
 __all__ = ["router"]
@@ -24,24 +24,16 @@ router = APIRouter(include_in_schema=False)
 Page = Annotated[Identity, require("viewer")]
 
 
-def _link(query: GroupQuery, **changes: Any) -> str:
-    values = {**query.model_dump(), **changes}
-    pairs = [(k, v) for k, v in values.items()
-             if v not in (None, "", False) and not (k == "page" and v == 1)
-             and not (k == "page_size" and v == 20)]
-    return "/groups?" + urlencode(pairs) if pairs else "/groups"
-
-
 @router.get("/groups")
 async def groups_page(request: Request, me: Page, query: Annotated[GroupQuery, Query()]
                       ) -> Response:
     """Failure groups, most recently seen first, and the newest alerts."""
     svc = service(request)
-    page = await svc.list_groups(group_filters(query), page=query.page,
+    page = await svc.list_groups(query_filters(query), page=query.page,
                                  page_size=query.page_size)
     alerts = await svc.list_alerts(limit=10)
     return _render(request, "groups.html", me, page=page, query=query, alerts=alerts,
-                   link=lambda **c: _link(query, **c))
+                   link=lambda **c: query_link("/groups", query, **c))
 
 
 @router.get("/groups/{fingerprint}")

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dlq._errors import DLQEntryNotFoundError
 from dlq._http.auth import Identity, require
-from dlq._http.deps import Json, service
+from dlq._http.deps import Json, query_filters, service
 
-__all__ = ["GroupQuery", "group_filters", "router"]
+__all__ = ["GroupQuery", "router"]
 
 router = APIRouter(tags=["groups"])
 Viewer = Annotated[Identity, require("viewer")]
@@ -36,16 +36,11 @@ class GroupQuery(BaseModel):
         return False if value == "" else value
 
 
-def group_filters(query: GroupQuery) -> dict[str, object]:
-    """The filters of a group query, as ``list_groups`` takes them."""
-    return {k: v for k, v in query.model_dump(exclude={"page", "page_size"}).items() if v}
-
-
 @router.get("/groups", summary="Failure groups (most recently seen first)")
 async def list_groups(request: Request, _: Viewer,
                       query: Annotated[GroupQuery, Query()]) -> Json:
     """One page: ``results`` (counts, open, last hour and day, first and last seen), paging."""
-    return Json(await service(request).list_groups(group_filters(query), page=query.page,
+    return Json(await service(request).list_groups(query_filters(query), page=query.page,
                                                    page_size=query.page_size))
 
 

@@ -22,8 +22,8 @@ from fastapi.templating import Jinja2Templates
 from dlq._errors import DLQCommandPendingError, DLQError
 from dlq._filters import FILTER_KEYS
 from dlq._http.auth import COOKIE, AuthError, Identity, csrf_token, require
-from dlq._http.deps import service
-from dlq._http.entries import ListQuery, entry_detail, list_filters
+from dlq._http.deps import query_filters, query_link, service
+from dlq._http.entries import ListQuery, entry_detail
 from dlq._models import DLQStatus
 from dlq._patch import EDITABLE_FIELDS
 from dlq._tokens import find_token
@@ -102,30 +102,19 @@ async def logout(request: Request, _: Page) -> Response:
 # --- the list --------------------------------------------------------------------
 
 
-def _link(query: ListQuery, **changes: Any) -> str:
-    values = {**query.model_dump(), **changes}
-    if "page" not in changes:
-        values["page"] = 1
-    pairs = [(k, v) for k, v in values.items()
-             if v not in (None, "", []) and not (k == "page" and v == 1)
-             and not (k == "page_size" and v == 20)]
-    flat = [(k, item) for k, v in pairs for item in (v if isinstance(v, list) else [v])]
-    return "/?" + urlencode(flat) if flat else "/"
-
-
 @router.get("/")
 async def list_page(request: Request, me: Page, query: Annotated[ListQuery, Query()]
                     ) -> Response:
     """Entries with a facet sidebar (status x domain counts), filters and a search box."""
     svc = service(request)
-    page = await svc.list_entries(list_filters(query), page=query.page,
+    page = await svc.list_entries(query_filters(query), page=query.page,
                                   page_size=query.page_size)
     one_status = query.status[0] if len(query.status) == 1 else None
     facets = await svc.get_facet_counts(status=one_status, domain=query.domain)
     return _render(request, "list.html", me, page=page, facets=facets, query=query,
-                   statuses=STATUSES, link=lambda **c: _link(query, **c),
+                   statuses=STATUSES, link=lambda **c: query_link("/", query, **c),
                    redrive_link="/redrives/new?" + urlencode(
-                       [(k, v) for k, v in list_filters(query).items()
+                       [(k, v) for k, v in query_filters(query).items()
                         if k in FILTER_KEYS and not isinstance(v, list)]
                        + [("status", s) for s in query.status]))
 
@@ -211,7 +200,7 @@ async def edit(request: Request, ref: str, me: Operator,
 async def redrive_preview(request: Request, me: Operator,
                           query: Annotated[ListQuery, Query()]) -> Response:
     """The dry-run preview of a redrive of the filtered entries, and the launch form."""
-    filters = list_filters(query)
+    filters = query_filters(query)
     preview = await service(request).bulk_replay(filters, dry_run=True)
     return _render(request, "redrive_new.html", me, preview=preview, filters=filters)
 
